@@ -1,0 +1,617 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "barrier-harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test-util.h"
+
+/* How a case is played. The test process is the conductor: it creates the
+ * barrier, forks the two sides (P takes the parent role, C the child role),
+ * and drops its own copy, so that only the sides hold the barrier. Each side
+ * then loops: read a command from its command pipe, run it on the barrier,
+ * write a one-byte answer to its answer pipe. A side waiting for a command
+ * is idle: it does nothing to the barrier.
+ *
+ * "Blocks" is proven without the clock: the conductor sends the operation,
+ * then watches /proc/PID/syscall until the side sits in ppoll(), while no
+ * answer has come. The peer is idle at that moment, so nothing can release
+ * the wait; the conductor then releases or cancels it through the peer and
+ * checks the answer. Timeouts are only watchdogs that turn a hang into a
+ * failure. */
+
+enum { P = 0, C = 1 };
+
+typedef enum {
+    OP_PLACE = 'p',
+    OP_ABORT = 'a',
+    OP_WAIT_NEXT = 'w',
+    OP_WAIT_ABORTION = 'x',
+    OP_SYNC_NEXT = 'n',
+    OP_SYNC = 's',
+    OP_PLACE_AND_SYNC = 'y',
+    OP_PREDICATES = '?', /* answers '0' + PRED_* bits */
+    OP_DESTROY = 'd',    /* answers 'd'; the side lives on */
+    OP_EXIT = 'q',       /* _exit(0), no answer */
+    OP_EXEC = 'e',       /* execve() a stand-in; it answers 'E' */
+    OP_HANDLER = 'h',    /* SIGUSR1 handler that answers 'S'; arg: SA_RESTART or 0 */
+    OP_ROUNDS = 'r',     /* arg rounds of place_and_sync; '1' if all were true */
+} Op;
+
+enum { PRED_I = 1, PRED_THEY = 2, PRED_WE = 4, PRED_IS = 8 };
+
+typedef enum {
+    STEP_END = 0,
+    STEP_DO,      /* send op, expect answer */
+    STEP_START,   /* send op, answer read later by STEP_RESULT */
+    STEP_RESULT,  /* expect the answer of the pending op */
+    STEP_BLOCKS,  /* send op, prove it blocks; it stays pending */
+    STEP_STILL,   /* prove the pending op is still blocked */
+    STEP_EXIT,    /* the side exits; reap it */
+    STEP_KILL,    /* SIGKILL the side; reap it */
+    STEP_EXEC,    /* the side execve()s; expect the stand-in's 'E' */
+    STEP_ALIVE,   /* the side's process has not exited */
+    STEP_SIGNALS, /* send arg SIGUSR1, each acknowledged by the handler */
+} StepKind;
+
+typedef struct {
+    StepKind kind;
+    int side;
+    int op;
+    unsigned arg;
+    int expect; /* the answer byte */
+} Step;
+
+#define DO(side, op, expect) {STEP_DO, side, op, 0, (expect) ? '1' : '0'}
+#define DO_ARG(side, op, arg, answer) {STEP_DO, side, op, arg, answer}
+#define START(side, op) {STEP_START, side, op, 0, 0}
+#define START_ARG(side, op, arg) {STEP_START, side, op, arg, 0}
+#define RESULT(side, expect) {STEP_RESULT, side, 0, 0, (expect) ? '1' : '0'}
+#define BLOCKS(side, op) {STEP_BLOCKS, side, op, 0, 0}
+#define STILL_BLOCKED(side) {STEP_STILL, side, 0, 0, 0}
+#define PREDICATES(side, bits) {STEP_DO, side, OP_PREDICATES, 0, '0' + (bits)}
+#define DESTROY(side) {STEP_DO, side, OP_DESTROY, 0, 'd'}
+#define EXIT(side) {STEP_EXIT, side, OP_EXIT, 0, 0}
+#define KILL(side) {STEP_KILL, side, 0, 0, 0}
+#define EXEC(side) {STEP_EXEC, side, OP_EXEC, 0, 'E'}
+#define ALIVE(side) {STEP_ALIVE, side, 0, 0, 0}
+#define HANDLER(side, flags) {STEP_DO, side, OP_HANDLER, flags, 'h'}
+#define SIGNALS(side, n) {STEP_SIGNALS, side, 0, n, 0}
+
+typedef struct {
+    const char *name;
+    Step steps[24];
+} BarrierCase;
+
+/* Rounds for OP_ROUNDS with arg 0: more with -m slow. */
+#define ROUNDS_QUICK 5000u
+#define ROUNDS_SLOW 200000u
+
+static const BarrierCase cases[] = {
+    /* The documented cases of the specification, in its order. */
+    {"01-both-place-and-sync",
+     {START(P, OP_PLACE_AND_SYNC), START(C, OP_PLACE_AND_SYNC), RESULT(P, true), RESULT(C, true)}},
+    {"02-child-waits-for-parent-then-syncs",
+     {START(P, OP_PLACE_AND_SYNC), DO(C, OP_WAIT_NEXT, true), DO(C, OP_PLACE_AND_SYNC, true),
+      RESULT(P, true)}},
+    {"03-wait-next-consumes-all-queued",
+     {DO(P, OP_PLACE, true), DO(P, OP_PLACE, true), DO(C, OP_WAIT_NEXT, true),
+      BLOCKS(C, OP_WAIT_NEXT), DO(P, OP_ABORT, true), RESULT(C, false)}},
+    {"04-local-places-do-not-release-wait-next",
+     {DO(P, OP_PLACE, true), DO(P, OP_PLACE, true), DO(C, OP_WAIT_NEXT, true),
+      DO(C, OP_PLACE, true), DO(C, OP_PLACE, true), BLOCKS(C, OP_WAIT_NEXT),
+      DO(P, OP_ABORT, true), RESULT(C, false)}},
+    {"05-sync-next-after-consuming-returns-at-once",
+     {DO(P, OP_PLACE, true), DO(P, OP_PLACE, true), DO(C, OP_WAIT_NEXT, true),
+      DO(C, OP_SYNC_NEXT, true)}},
+    {"06-sync-next-after-local-places-returns-at-once",
+     {DO(P, OP_PLACE, true), DO(P, OP_PLACE, true), DO(C, OP_WAIT_NEXT, true),
+      DO(C, OP_PLACE, true), DO(C, OP_PLACE, true), DO(C, OP_SYNC_NEXT, true)}},
+    {"07-sync-before-placing-returns-at-once",
+     {DO(C, OP_SYNC_NEXT, true), DO(C, OP_SYNC, true), DO(P, OP_PLACE, true),
+      DO(P, OP_PLACE, true), START(P, OP_SYNC), DO(C, OP_PLACE, true), DO(C, OP_PLACE, true),
+      DO(C, OP_SYNC_NEXT, true), DO(C, OP_SYNC_NEXT, true), DO(C, OP_SYNC, true),
+      RESULT(P, true)}},
+    {"08-sync-next-blocks-while-peer-idle",
+     {DO(C, OP_PLACE, true), BLOCKS(C, OP_SYNC_NEXT), EXIT(P), RESULT(C, false)}},
+    {"09-sync-next-fails-on-peer-abort",
+     {DO(C, OP_PLACE, true), BLOCKS(C, OP_SYNC_NEXT), DO(P, OP_ABORT, true), RESULT(C, false)}},
+    {"10-wait-abortion-sees-abort",
+     {BLOCKS(C, OP_WAIT_ABORTION), DO(P, OP_ABORT, true), RESULT(C, true)}},
+    {"11-wait-abortion-blocks-while-peer-idle",
+     {DO(P, OP_PLACE, true), BLOCKS(C, OP_WAIT_ABORTION), DO(P, OP_PLACE, true),
+      STILL_BLOCKED(C), EXIT(P), RESULT(C, true)}},
+    {"12-wait-abortion-after-local-abort-is-false",
+     {DO(C, OP_ABORT, true), BLOCKS(C, OP_WAIT_ABORTION), DO(P, OP_ABORT, true),
+      RESULT(C, false)}},
+    {"13-wait-abortion-after-local-abort-blocks",
+     {DO(C, OP_ABORT, true), BLOCKS(C, OP_WAIT_ABORTION), EXIT(P), RESULT(C, false)}},
+    {"14-peer-exit-is-implicit-abortion", {EXIT(C), DO(P, OP_PLACE_AND_SYNC, false)}},
+    {"15-sync-blocks-while-peer-idle",
+     {BLOCKS(P, OP_PLACE_AND_SYNC), DO(C, OP_ABORT, true), RESULT(P, false)}},
+    {"16-exit-queues-behind-sync-points",
+     {DO(P, OP_PLACE, true), EXIT(P), DO(C, OP_WAIT_NEXT, true), DO(C, OP_SYNC_NEXT, true),
+      DO(C, OP_PLACE, true), DO(C, OP_SYNC_NEXT, true), DO(C, OP_PLACE, true),
+      DO(C, OP_SYNC_NEXT, false)}},
+
+    /* Abortion rules beyond the numbered cases. */
+    {"abort-supersedes-queued-points",
+     {DO(P, OP_PLACE, true), DO(P, OP_PLACE, true), DO(P, OP_PLACE, true), DO(P, OP_ABORT, true),
+      DO(C, OP_WAIT_NEXT, false), PREDICATES(C, PRED_THEY | PRED_IS), DO(C, OP_SYNC, false),
+      DO(C, OP_PLACE, false), DO(C, OP_WAIT_ABORTION, true)}},
+    {"abort-releases-a-blocked-sync",
+     {DO(C, OP_PLACE, true), DO(C, OP_PLACE, true), BLOCKS(C, OP_SYNC), DO(P, OP_PLACE, true),
+      STILL_BLOCKED(C), DO(P, OP_ABORT, true), RESULT(C, false)}},
+    {"abort-is-idempotent-and-one-way",
+     {PREDICATES(C, 0), DO(C, OP_ABORT, true), PREDICATES(C, PRED_I | PRED_IS),
+      DO(C, OP_ABORT, true), PREDICATES(C, PRED_I | PRED_IS), DO(C, OP_PLACE, false),
+      DO(C, OP_SYNC, false), DO(C, OP_WAIT_NEXT, false), DO(C, OP_SYNC_NEXT, false),
+      PREDICATES(P, 0), DO(P, OP_ABORT, true), DO(P, OP_WAIT_NEXT, false),
+      PREDICATES(P, PRED_I | PRED_IS), DO(P, OP_WAIT_ABORTION, false),
+      PREDICATES(P, PRED_I | PRED_THEY | PRED_WE | PRED_IS), DO(P, OP_ABORT, false),
+      DO(C, OP_WAIT_ABORTION, false), PREDICATES(C, PRED_I | PRED_THEY | PRED_WE | PRED_IS)}},
+    {"destroy-is-implicit-abortion",
+     {DO(C, OP_PLACE, true), DESTROY(C), DO(P, OP_WAIT_NEXT, true), DO(P, OP_WAIT_NEXT, false),
+      PREDICATES(P, PRED_THEY | PRED_IS), ALIVE(C)}},
+    {"execve-is-implicit-abortion",
+     {DO(C, OP_PLACE, true), EXEC(C), DO(P, OP_WAIT_NEXT, true), DO(P, OP_WAIT_NEXT, false),
+      PREDICATES(P, PRED_THEY | PRED_IS), ALIVE(C)}},
+    {"killed-peer-is-implicit-abortion",
+     {DO(P, OP_PLACE, true), DO(C, OP_PLACE, true), DO(C, OP_PLACE, true), BLOCKS(C, OP_SYNC),
+      KILL(P), RESULT(C, false), PREDICATES(C, PRED_THEY | PRED_IS)}},
+    {"killed-peer-points-are-consumed-first",
+     {DO(P, OP_PLACE, true), KILL(P), DO(C, OP_WAIT_NEXT, true), DO(C, OP_WAIT_NEXT, false)}},
+    {"exit-releases-a-blocked-wait-after-queued-point",
+     {DO(C, OP_PLACE, true), BLOCKS(C, OP_PLACE_AND_SYNC), DO(P, OP_WAIT_NEXT, true), EXIT(P),
+      RESULT(C, false)}},
+
+    /* Signals are transparent: a blocked wait survives a stream of handled
+     * signals, and then returns what it would have returned anyway. */
+    {"signals-with-sa-restart",
+     {HANDLER(C, SA_RESTART), DO(C, OP_PLACE, true), BLOCKS(C, OP_SYNC), SIGNALS(C, 200),
+      STILL_BLOCKED(C), DO(P, OP_PLACE, true), RESULT(C, true), BLOCKS(C, OP_WAIT_NEXT),
+      SIGNALS(C, 200), STILL_BLOCKED(C), DO(P, OP_ABORT, true), RESULT(C, false)}},
+    {"signals-without-sa-restart",
+     {HANDLER(C, 0), DO(C, OP_PLACE, true), BLOCKS(C, OP_SYNC), SIGNALS(C, 200),
+      STILL_BLOCKED(C), DO(P, OP_PLACE, true), RESULT(C, true), BLOCKS(C, OP_WAIT_ABORTION),
+      SIGNALS(C, 200), STILL_BLOCKED(C), EXIT(P), RESULT(C, true)}},
+
+    {"place-and-sync-rounds",
+     {START_ARG(P, OP_ROUNDS, 0), START_ARG(C, OP_ROUNDS, 0), RESULT(P, true),
+      RESULT(C, true)}},
+};
+
+/* ---- the side processes (post-fork: async-signal-safe only) ---- */
+
+typedef struct {
+    uint32_t op;
+    uint32_t arg;
+} Command;
+
+static int side_answer_fd = -1;
+
+static void on_sigusr1(int sig) {
+    (void)sig;
+    int saved = errno;
+    char c = 'S';
+    (void)!write(side_answer_fd, &c, 1);
+    errno = saved;
+}
+
+typedef struct {
+    int cmd_fd;    /* read commands here */
+    int answer_fd; /* write answers here */
+    char *exec_argv[5];
+    char exec_args[2][16];
+} SideIo;
+
+static void side_run(const BarrierBackend *be, void *b, bool child, const SideIo *io,
+                     unsigned rounds) {
+    side_answer_fd = io->answer_fd;
+    if (be->set_role(b, child) < 0) child_fail("set_role failed");
+
+    for (;;) {
+        Command cmd;
+        ssize_t n = read(io->cmd_fd, &cmd, sizeof cmd);
+        if (n < 0 && errno == EINTR) continue;
+        if (n == 0) _exit(0); /* the conductor is done with us */
+        if (n != (ssize_t)sizeof cmd) child_fail("short command");
+
+        char answer;
+        switch (cmd.op) {
+            case OP_PLACE: answer = be->place(b) ? '1' : '0'; break;
+            case OP_ABORT: answer = be->abort(b) ? '1' : '0'; break;
+            case OP_WAIT_NEXT: answer = be->wait_next(b) ? '1' : '0'; break;
+            case OP_WAIT_ABORTION: answer = be->wait_abortion(b) ? '1' : '0'; break;
+            case OP_SYNC_NEXT: answer = be->sync_next(b) ? '1' : '0'; break;
+            case OP_SYNC: answer = be->sync(b) ? '1' : '0'; break;
+            case OP_PLACE_AND_SYNC: answer = be->place_and_sync(b) ? '1' : '0'; break;
+            case OP_PREDICATES:
+                answer = (char)('0' + (be->i_aborted(b) ? PRED_I : 0) +
+                                (be->they_aborted(b) ? PRED_THEY : 0) +
+                                (be->we_aborted(b) ? PRED_WE : 0) +
+                                (be->is_aborted(b) ? PRED_IS : 0));
+                break;
+            case OP_DESTROY:
+                be->destroy(b);
+                answer = 'd';
+                break;
+            case OP_EXIT: _exit(0);
+            case OP_EXEC:
+                /* The barrier's fds are close-on-exec; the command and answer
+                 * pipes are handed to the stand-in on purpose. */
+                if (fd_set_inheritable(io->cmd_fd) < 0 || fd_set_inheritable(io->answer_fd) < 0)
+                    child_fail("cannot make the pipes inheritable");
+                execv(io->exec_argv[0], io->exec_argv);
+                child_fail("execv of the stand-in failed");
+            case OP_HANDLER: {
+                struct sigaction sa;
+                memset(&sa, 0, sizeof sa);
+                sa.sa_handler = on_sigusr1;
+                sa.sa_flags = (int)cmd.arg;
+                if (sigaction(SIGUSR1, &sa, NULL) < 0) child_fail("sigaction failed");
+                answer = 'h';
+                break;
+            }
+            case OP_ROUNDS: {
+                unsigned total = cmd.arg ? cmd.arg : rounds;
+                answer = '1';
+                for (unsigned i = 0; i < total; i++)
+                    if (!be->place_and_sync(b)) {
+                        answer = '0';
+                        break;
+                    }
+                break;
+            }
+            default: child_fail("unknown command");
+        }
+        if (write(io->answer_fd, &answer, 1) != 1) child_fail("cannot answer");
+    }
+}
+
+/* ---- the conductor ---- */
+
+typedef struct {
+    pid_t pid;
+    int pidfd;
+    int cmd_fd;    /* conductor writes commands */
+    int answer_fd; /* conductor reads answers */
+    bool pending;
+    bool gone;
+    int pending_op;
+} Side;
+
+static const char *self_exe;
+
+static const char *side_name(int side) { return side == P ? "parent side" : "child side"; }
+
+static void send_command(Side *s, int op, unsigned arg) {
+    Command cmd = {(uint32_t)op, arg};
+    g_assert_cmpint(write(s->cmd_fd, &cmd, sizeof cmd), ==, (ssize_t)sizeof cmd);
+}
+
+static char read_answer(Side *s, int side, int op) {
+    char c;
+    if (!wait_readable(s->answer_fd, watchdog_ms()))
+        g_error("watchdog: the %s did not answer '%c'", side_name(side), op);
+    ssize_t n = read(s->answer_fd, &c, 1);
+    if (n != 1) g_error("the %s died while running '%c'", side_name(side), op);
+    return c;
+}
+
+/* True if the process sits in ppoll()/poll() right now, read from
+ * /proc/PID/syscall (the syscall number, or "running"). */
+static bool in_poll(pid_t pid) {
+    char path[64], buf[64];
+    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    g_assert_cmpint(fd, >=, 0);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return false;
+    buf[n] = '\0';
+    char *end;
+    long nr = strtol(buf, &end, 10);
+    if (end == buf) return false;
+#ifdef SYS_poll
+    if (nr == SYS_poll) return true;
+#endif
+    return nr == SYS_ppoll;
+}
+
+static void assert_blocked(Side *s, int side) {
+    int64_t deadline = g_get_monotonic_time() + (int64_t)watchdog_ms() * 1000;
+    for (;;) {
+        /* An answer means the operation returned: it did not block. */
+        if (wait_readable(s->answer_fd, 0)) {
+            char c = 0;
+            (void)!read(s->answer_fd, &c, 1);
+            g_error("the %s returned '%c' from '%c' instead of blocking", side_name(side), c,
+                    s->pending_op);
+        }
+        if (in_poll(s->pid)) break;
+        if (g_get_monotonic_time() > deadline)
+            g_error("watchdog: the %s never reached ppoll()", side_name(side));
+        /* Only a pause between two looks at /proc, so that a loaded
+         * machine runs the side; the outcome does not depend on it. */
+        (void)poll(NULL, 0, 1);
+    }
+    /* The side sits in ppoll() and had not answered before: look once
+     * more, as the answer may have been written between the two checks. */
+    g_assert_false(wait_readable(s->answer_fd, 0));
+}
+
+static void reap(Side *s, int side, int expected_signal) {
+    int status = wait_child_exit(s->pid, s->pidfd, watchdog_ms());
+    if (status == INT_MIN) g_error("watchdog: the %s did not exit", side_name(side));
+    if (expected_signal) {
+        g_assert_true(WIFSIGNALED(status));
+        g_assert_cmpint(WTERMSIG(status), ==, expected_signal);
+    } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        g_error("the %s failed (status 0x%x): see its message above", side_name(side), status);
+    }
+    s->gone = true;
+}
+
+typedef struct {
+    const BarrierBackend *backend;
+    const BarrierCase *c;
+} CaseData;
+
+static void run_case(gconstpointer data) {
+    const CaseData *cd = data;
+    const BarrierBackend *be = cd->backend;
+    Side sides[2];
+    SideIo io[2];
+    unsigned rounds = g_test_slow() ? ROUNDS_SLOW : ROUNDS_QUICK;
+    FdSnapshot before, after;
+    fd_snapshot(&before);
+
+    void *b = be->alloc();
+    g_assert_cmpint(be->create(b), ==, 0);
+
+    int pipes[2][2][2]; /* [side][command, answer][read, write] */
+    for (int i = 0; i < 2; i++) {
+        g_assert_cmpint(pipe2(pipes[i][0], O_CLOEXEC), ==, 0);
+        g_assert_cmpint(pipe2(pipes[i][1], O_CLOEXEC), ==, 0);
+        memset(&sides[i], 0, sizeof sides[i]);
+        sides[i].cmd_fd = pipes[i][0][1];
+        sides[i].answer_fd = pipes[i][1][0];
+        io[i].cmd_fd = pipes[i][0][0];
+        io[i].answer_fd = pipes[i][1][1];
+        /* Everything the stand-in needs, prepared before fork(). */
+        snprintf(io[i].exec_args[0], sizeof io[i].exec_args[0], "%d", io[i].cmd_fd);
+        snprintf(io[i].exec_args[1], sizeof io[i].exec_args[1], "%d", io[i].answer_fd);
+        io[i].exec_argv[0] = (char *)self_exe;
+        io[i].exec_argv[1] = (char *)"--barrier-exec-stand-in";
+        io[i].exec_argv[2] = io[i].exec_args[0];
+        io[i].exec_argv[3] = io[i].exec_args[1];
+        io[i].exec_argv[4] = NULL;
+    }
+
+    pid_t conductor = getpid();
+    for (int i = 0; i < 2; i++) {
+        pid_t pid = fork();
+        g_assert_cmpint(pid, >=, 0);
+        if (pid == 0) {
+            /* Die with the conductor, so a failed test leaves no side. */
+            if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != conductor) _exit(3);
+            for (int j = 0; j < 2; j++) {
+                close(pipes[j][0][1]);
+                close(pipes[j][1][0]);
+                if (j != i) {
+                    close(pipes[j][0][0]);
+                    close(pipes[j][1][1]);
+                }
+            }
+            side_run(be, b, i == C, &io[i], rounds);
+            _exit(0);
+        }
+        sides[i].pid = pid;
+        sides[i].pidfd = child_watch_open(pid);
+    }
+    for (int i = 0; i < 2; i++) {
+        close(io[i].cmd_fd);
+        close(io[i].answer_fd);
+    }
+    /* Only the sides may hold the barrier now, or no exit would ever be
+     * seen as an abortion. */
+    be->free(b);
+
+    for (const Step *st = cd->c->steps; st->kind != STEP_END; st++) {
+        Side *s = &sides[st->side];
+        char got;
+        g_test_message("step: %s %d '%c'", side_name(st->side), st->kind,
+                       st->op ? st->op : ' ');
+        switch (st->kind) {
+            case STEP_DO:
+                g_assert_false(s->pending);
+                send_command(s, st->op, st->arg);
+                got = read_answer(s, st->side, st->op);
+                if (got != st->expect)
+                    g_error("the %s answered '%c' to '%c', expected '%c'", side_name(st->side),
+                            got, st->op, st->expect);
+                break;
+            case STEP_START:
+            case STEP_BLOCKS:
+                g_assert_false(s->pending);
+                send_command(s, st->op, st->arg);
+                s->pending = true;
+                s->pending_op = st->op;
+                if (st->kind == STEP_BLOCKS) assert_blocked(s, st->side);
+                break;
+            case STEP_STILL:
+                g_assert_true(s->pending);
+                assert_blocked(s, st->side);
+                break;
+            case STEP_RESULT:
+                g_assert_true(s->pending);
+                got = read_answer(s, st->side, s->pending_op);
+                if (got != st->expect)
+                    g_error("the %s answered '%c' to '%c', expected '%c'", side_name(st->side),
+                            got, s->pending_op, st->expect);
+                s->pending = false;
+                break;
+            case STEP_EXIT:
+                send_command(s, OP_EXIT, 0);
+                reap(s, st->side, 0);
+                break;
+            case STEP_KILL:
+                g_assert_cmpint(kill(s->pid, SIGKILL), ==, 0);
+                reap(s, st->side, SIGKILL);
+                break;
+            case STEP_EXEC:
+                send_command(s, OP_EXEC, 0);
+                got = read_answer(s, st->side, OP_EXEC);
+                g_assert_cmpint(got, ==, st->expect);
+                break;
+            case STEP_ALIVE:
+                g_assert_true(child_alive(s->pid, s->pidfd));
+                break;
+            case STEP_SIGNALS:
+                g_assert_true(s->pending);
+                for (unsigned k = 0; k < st->arg; k++) {
+                    g_assert_cmpint(kill(s->pid, SIGUSR1), ==, 0);
+                    /* Wait for this one to be handled before the next, so
+                     * none merges with another: all arg interrupt the wait. */
+                    got = read_answer(s, st->side, 'S');
+                    if (got != 'S')
+                        g_error("the %s returned '%c' from '%c' under signals",
+                                side_name(st->side), got, s->pending_op);
+                }
+                break;
+            case STEP_END: break;
+        }
+    }
+
+    for (int i = 0; i < 2; i++) {
+        g_assert_false(sides[i].pending);
+        close(sides[i].cmd_fd); /* EOF: the side exits */
+        if (!sides[i].gone) reap(&sides[i], i, 0);
+        close(sides[i].answer_fd);
+        if (sides[i].pidfd >= 0) close(sides[i].pidfd);
+    }
+    fd_snapshot(&after);
+    g_assert_cmpint(fd_snapshot_diff(&before, &after), ==, -1);
+}
+
+/* ---- single-process tests ---- */
+
+static void test_lifecycle(gconstpointer data) {
+    const BarrierBackend *be = data;
+    void *b = be->alloc();
+    FdSnapshot before, after;
+    fd_snapshot(&before);
+
+    /* An empty barrier: every operation fails, destroy is harmless. */
+    g_assert_true(be->is_empty(b));
+    g_assert_cmpint(be->set_role(b, false), ==, -EBADF);
+    g_assert_false(be->place(b));
+    g_assert_false(be->wait_next(b));
+    g_assert_false(be->sync(b));
+    g_assert_false(be->wait_abortion(b));
+    g_assert_false(be->abort(b));
+    be->destroy(b);
+    be->destroy(b);
+
+    g_assert_cmpint(be->create(b), ==, 0);
+    g_assert_false(be->is_empty(b));
+    /* Before the role is set, nothing may be used. */
+    g_assert_false(be->place(b));
+    g_assert_cmpint(be->set_role(b, true), ==, 0);
+    g_assert_cmpint(be->set_role(b, true), ==, -EBUSY);
+    g_assert_cmpint(be->set_role(b, false), ==, -EBUSY);
+    be->destroy(b);
+    g_assert_true(be->is_empty(b));
+    be->destroy(b);
+    be->free(b);
+    fd_snapshot(&after);
+    g_assert_cmpint(fd_snapshot_diff(&before, &after), ==, -1);
+}
+
+/* EMFILE at each of the three allocations: exact error, nothing leaked,
+ * barrier unchanged. Runs in a child so the rlimit stays there. */
+static void test_emfile(gconstpointer data) {
+    const BarrierBackend *be = data;
+    void *b = be->alloc();
+
+    pid_t pid = fork();
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        int highest = fill_fd_holes();
+        if (highest < 0) child_fail("cannot fill the fd table");
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0) child_fail("getrlimit");
+        /* free = 0: the first eventfd fails; 1: the second; 2: the pipe
+         * (it needs two); 4: everything fits. */
+        for (int free_slots = 0; free_slots <= 4; free_slots++) {
+            if (free_slots == 3) continue;
+            rl.rlim_cur = (rlim_t)highest + 1 + (rlim_t)free_slots;
+            if (setrlimit(RLIMIT_NOFILE, &rl) < 0) child_fail("setrlimit");
+            int r = be->create(b);
+            if (free_slots < 4) {
+                if (r != -EMFILE) child_fail("create did not fail with -EMFILE");
+                if (!be->is_empty(b)) child_fail("a failed create changed the barrier");
+            } else {
+                if (r != 0) child_fail("create failed with room for its fds");
+                be->destroy(b);
+            }
+            if (highest_open_fd(highest + 8) != highest) child_fail("create leaked an fd");
+        }
+        _exit(0);
+    }
+    g_assert_cmpint(wait_exit_status(pid), ==, 0);
+    be->free(b);
+}
+
+/* ---- registration ---- */
+
+void harness_handle_exec(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "--barrier-exec-stand-in") == 0) {
+        /* A side that called execve(): say so, then idle until told to go. */
+        int cmd_fd = atoi(argv[2]);
+        int answer_fd = atoi(argv[3]);
+        char c = 'E';
+        if (write(answer_fd, &c, 1) != 1) _exit(4);
+        while (read(cmd_fd, &c, 1) < 0 && errno == EINTR) {
+        }
+        _exit(0);
+    }
+    static char path[PATH_MAX];
+    if (!realpath(argv[0], path)) {
+        perror("realpath");
+        exit(1);
+    }
+    self_exe = path;
+}
+
+void harness_add_tests(const BarrierBackend *be, const char *prefix) {
+    char *path;
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        CaseData *cd = g_new(CaseData, 1);
+        cd->backend = be;
+        cd->c = &cases[i];
+        path = g_strdup_printf("%s/%s", prefix, cases[i].name);
+        g_test_add_data_func_full(path, cd, run_case, g_free);
+        g_free(path);
+    }
+    path = g_strdup_printf("%s/lifecycle", prefix);
+    g_test_add_data_func(path, be, test_lifecycle);
+    g_free(path);
+    path = g_strdup_printf("%s/emfile-at-create", prefix);
+    g_test_add_data_func(path, be, test_emfile);
+    g_free(path);
+}
