@@ -45,7 +45,9 @@ bool role_is_set(const Barrier *b) {
     return b->pipe[0] < 0 || b->pipe[1] < 0;
 }
 
-int pipe_end(const Barrier *b) { return b->pipe[0] >= 0 ? b->pipe[0] : b->pipe[1]; }
+int pipe_end(const Barrier *b) {
+    return b->pipe[0] >= 0 ? b->pipe[0] : b->pipe[1];
+}
 
 /* Any I/O failure is unrecoverable: nobody can tell how many sync points got
  * through. Closing our pipe end makes the peer see an abortion too. */
@@ -236,7 +238,9 @@ bool barrier_they_aborted(const Barrier *b) {
     return b->barriers == THEY_ABORTED || b->barriers == WE_ABORTED;
 }
 
-bool barrier_we_aborted(const Barrier *b) { return b->barriers == WE_ABORTED; }
+bool barrier_we_aborted(const Barrier *b) {
+    return b->barriers == WE_ABORTED;
+}
 
 bool barrier_is_aborted(const Barrier *b) {
     return barrier_i_aborted(b) || barrier_they_aborted(b);

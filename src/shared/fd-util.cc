@@ -115,9 +115,9 @@ int close_all_fds_by_proc(std::span<const int> sorted_except) noexcept {
 int close_all_fds_by_loop(std::span<const int> sorted_except) noexcept {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return -errno;
-    /* The soft limit bounds what can be open, unless it was lowered after
-     * higher fds were opened; then fcntl(F_GETFD) tells nothing cheaper than
-     * close() itself, so the hard limit is the honest bound. */
+    /* Without /proc nothing lists the open fds. The hard limit bounds
+     * them unless it was lowered while higher fds were open; that case is
+     * not covered, and only the soft limit would be worse. */
     rlim_t max = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > INT_MAX ? INT_MAX : rl.rlim_max;
     for (rlim_t fd = 3; fd < max; fd++)
         if (!contains_sorted(sorted_except, static_cast<int>(fd))) safe_close(static_cast<int>(fd));
@@ -168,6 +168,11 @@ int rearrange_stdio(int in, int out, int err) noexcept {
         for (int i = 0; i < ntemps; i++) safe_close(temps[i]);
         return error;
     };
+
+    /* Check the sources first: /dev/null could otherwise be opened on the
+     * number of a closed source and silently stand in for it. */
+    for (int s : src)
+        if (s >= 0 && fcntl(s, F_GETFD) < 0) return -errno;
 
     bool need_null = in < 0 || out < 0 || err < 0;
     if (need_null) {

@@ -75,8 +75,8 @@ typedef struct {
     int expect; /* the answer byte */
 } Step;
 
+/* clang-format off */
 #define DO(side, op, expect) {STEP_DO, side, op, 0, (expect) ? '1' : '0'}
-#define DO_ARG(side, op, arg, answer) {STEP_DO, side, op, arg, answer}
 #define START(side, op) {STEP_START, side, op, 0, 0}
 #define START_ARG(side, op, arg) {STEP_START, side, op, arg, 0}
 #define RESULT(side, expect) {STEP_RESULT, side, 0, 0, (expect) ? '1' : '0'}
@@ -90,6 +90,7 @@ typedef struct {
 #define ALIVE(side) {STEP_ALIVE, side, 0, 0, 0}
 #define HANDLER(side, flags) {STEP_DO, side, OP_HANDLER, flags, 'h'}
 #define SIGNALS(side, n) {STEP_SIGNALS, side, 0, n, 0}
+/* clang-format on */
 
 typedef struct {
     const char *name;
@@ -112,8 +113,8 @@ static const BarrierCase cases[] = {
       BLOCKS(C, OP_WAIT_NEXT), DO(P, OP_ABORT, true), RESULT(C, false)}},
     {"04-local-places-do-not-release-wait-next",
      {DO(P, OP_PLACE, true), DO(P, OP_PLACE, true), DO(C, OP_WAIT_NEXT, true),
-      DO(C, OP_PLACE, true), DO(C, OP_PLACE, true), BLOCKS(C, OP_WAIT_NEXT),
-      DO(P, OP_ABORT, true), RESULT(C, false)}},
+      DO(C, OP_PLACE, true), DO(C, OP_PLACE, true), BLOCKS(C, OP_WAIT_NEXT), DO(P, OP_ABORT, true),
+      RESULT(C, false)}},
     {"05-sync-next-after-consuming-returns-at-once",
      {DO(P, OP_PLACE, true), DO(P, OP_PLACE, true), DO(C, OP_WAIT_NEXT, true),
       DO(C, OP_SYNC_NEXT, true)}},
@@ -121,10 +122,9 @@ static const BarrierCase cases[] = {
      {DO(P, OP_PLACE, true), DO(P, OP_PLACE, true), DO(C, OP_WAIT_NEXT, true),
       DO(C, OP_PLACE, true), DO(C, OP_PLACE, true), DO(C, OP_SYNC_NEXT, true)}},
     {"07-sync-before-placing-returns-at-once",
-     {DO(C, OP_SYNC_NEXT, true), DO(C, OP_SYNC, true), DO(P, OP_PLACE, true),
-      DO(P, OP_PLACE, true), START(P, OP_SYNC), DO(C, OP_PLACE, true), DO(C, OP_PLACE, true),
-      DO(C, OP_SYNC_NEXT, true), DO(C, OP_SYNC_NEXT, true), DO(C, OP_SYNC, true),
-      RESULT(P, true)}},
+     {DO(C, OP_SYNC_NEXT, true), DO(C, OP_SYNC, true), DO(P, OP_PLACE, true), DO(P, OP_PLACE, true),
+      START(P, OP_SYNC), DO(C, OP_PLACE, true), DO(C, OP_PLACE, true), DO(C, OP_SYNC_NEXT, true),
+      DO(C, OP_SYNC_NEXT, true), DO(C, OP_SYNC, true), RESULT(P, true)}},
     {"08-sync-next-blocks-while-peer-idle",
      {DO(C, OP_PLACE, true), BLOCKS(C, OP_SYNC_NEXT), EXIT(P), RESULT(C, false)}},
     {"09-sync-next-fails-on-peer-abort",
@@ -132,11 +132,10 @@ static const BarrierCase cases[] = {
     {"10-wait-abortion-sees-abort",
      {BLOCKS(C, OP_WAIT_ABORTION), DO(P, OP_ABORT, true), RESULT(C, true)}},
     {"11-wait-abortion-blocks-while-peer-idle",
-     {DO(P, OP_PLACE, true), BLOCKS(C, OP_WAIT_ABORTION), DO(P, OP_PLACE, true),
-      STILL_BLOCKED(C), EXIT(P), RESULT(C, true)}},
+     {DO(P, OP_PLACE, true), BLOCKS(C, OP_WAIT_ABORTION), DO(P, OP_PLACE, true), STILL_BLOCKED(C),
+      EXIT(P), RESULT(C, true)}},
     {"12-wait-abortion-after-local-abort-is-false",
-     {DO(C, OP_ABORT, true), BLOCKS(C, OP_WAIT_ABORTION), DO(P, OP_ABORT, true),
-      RESULT(C, false)}},
+     {DO(C, OP_ABORT, true), BLOCKS(C, OP_WAIT_ABORTION), DO(P, OP_ABORT, true), RESULT(C, false)}},
     {"13-wait-abortion-after-local-abort-blocks",
      {DO(C, OP_ABORT, true), BLOCKS(C, OP_WAIT_ABORTION), EXIT(P), RESULT(C, false)}},
     {"14-peer-exit-is-implicit-abortion", {EXIT(C), DO(P, OP_PLACE_AND_SYNC, false)}},
@@ -185,13 +184,12 @@ static const BarrierCase cases[] = {
       STILL_BLOCKED(C), DO(P, OP_PLACE, true), RESULT(C, true), BLOCKS(C, OP_WAIT_NEXT),
       SIGNALS(C, 200), STILL_BLOCKED(C), DO(P, OP_ABORT, true), RESULT(C, false)}},
     {"signals-without-sa-restart",
-     {HANDLER(C, 0), DO(C, OP_PLACE, true), BLOCKS(C, OP_SYNC), SIGNALS(C, 200),
-      STILL_BLOCKED(C), DO(P, OP_PLACE, true), RESULT(C, true), BLOCKS(C, OP_WAIT_ABORTION),
-      SIGNALS(C, 200), STILL_BLOCKED(C), EXIT(P), RESULT(C, true)}},
+     {HANDLER(C, 0), DO(C, OP_PLACE, true), BLOCKS(C, OP_SYNC), SIGNALS(C, 200), STILL_BLOCKED(C),
+      DO(P, OP_PLACE, true), RESULT(C, true), BLOCKS(C, OP_WAIT_ABORTION), SIGNALS(C, 200),
+      STILL_BLOCKED(C), EXIT(P), RESULT(C, true)}},
 
     {"place-and-sync-rounds",
-     {START_ARG(P, OP_ROUNDS, 0), START_ARG(C, OP_ROUNDS, 0), RESULT(P, true),
-      RESULT(C, true)}},
+     {START_ARG(P, OP_ROUNDS, 0), START_ARG(C, OP_ROUNDS, 0), RESULT(P, true), RESULT(C, true)}},
 };
 
 /* ---- the side processes (post-fork: async-signal-safe only) ---- */
@@ -232,24 +230,39 @@ static void side_run(const BarrierBackend *be, void *b, bool child, const SideIo
 
         char answer;
         switch (cmd.op) {
-            case OP_PLACE: answer = be->place(b) ? '1' : '0'; break;
-            case OP_ABORT: answer = be->abort(b) ? '1' : '0'; break;
-            case OP_WAIT_NEXT: answer = be->wait_next(b) ? '1' : '0'; break;
-            case OP_WAIT_ABORTION: answer = be->wait_abortion(b) ? '1' : '0'; break;
-            case OP_SYNC_NEXT: answer = be->sync_next(b) ? '1' : '0'; break;
-            case OP_SYNC: answer = be->sync(b) ? '1' : '0'; break;
-            case OP_PLACE_AND_SYNC: answer = be->place_and_sync(b) ? '1' : '0'; break;
+            case OP_PLACE:
+                answer = be->place(b) ? '1' : '0';
+                break;
+            case OP_ABORT:
+                answer = be->abort(b) ? '1' : '0';
+                break;
+            case OP_WAIT_NEXT:
+                answer = be->wait_next(b) ? '1' : '0';
+                break;
+            case OP_WAIT_ABORTION:
+                answer = be->wait_abortion(b) ? '1' : '0';
+                break;
+            case OP_SYNC_NEXT:
+                answer = be->sync_next(b) ? '1' : '0';
+                break;
+            case OP_SYNC:
+                answer = be->sync(b) ? '1' : '0';
+                break;
+            case OP_PLACE_AND_SYNC:
+                answer = be->place_and_sync(b) ? '1' : '0';
+                break;
             case OP_PREDICATES:
-                answer = (char)('0' + (be->i_aborted(b) ? PRED_I : 0) +
-                                (be->they_aborted(b) ? PRED_THEY : 0) +
-                                (be->we_aborted(b) ? PRED_WE : 0) +
-                                (be->is_aborted(b) ? PRED_IS : 0));
+                answer =
+                    (char)('0' + (be->i_aborted(b) ? PRED_I : 0) +
+                           (be->they_aborted(b) ? PRED_THEY : 0) +
+                           (be->we_aborted(b) ? PRED_WE : 0) + (be->is_aborted(b) ? PRED_IS : 0));
                 break;
             case OP_DESTROY:
                 be->destroy(b);
                 answer = 'd';
                 break;
-            case OP_EXIT: _exit(0);
+            case OP_EXIT:
+                _exit(0);
             case OP_EXEC:
                 /* The barrier's fds are close-on-exec; the command and answer
                  * pipes are handed to the stand-in on purpose. */
@@ -276,7 +289,8 @@ static void side_run(const BarrierBackend *be, void *b, bool child, const SideIo
                     }
                 break;
             }
-            default: child_fail("unknown command");
+            default:
+                child_fail("unknown command");
         }
         if (write(io->answer_fd, &answer, 1) != 1) child_fail("cannot answer");
     }
@@ -296,7 +310,9 @@ typedef struct {
 
 static const char *self_exe;
 
-static const char *side_name(int side) { return side == P ? "parent side" : "child side"; }
+static const char *side_name(int side) {
+    return side == P ? "parent side" : "child side";
+}
 
 static void send_command(Side *s, int op, unsigned arg) {
     Command cmd = {(uint32_t)op, arg};
@@ -434,16 +450,15 @@ static void run_case(gconstpointer data) {
     for (const Step *st = cd->c->steps; st->kind != STEP_END; st++) {
         Side *s = &sides[st->side];
         char got;
-        g_test_message("step: %s %d '%c'", side_name(st->side), st->kind,
-                       st->op ? st->op : ' ');
+        g_test_message("step: %s %d '%c'", side_name(st->side), st->kind, st->op ? st->op : ' ');
         switch (st->kind) {
             case STEP_DO:
                 g_assert_false(s->pending);
                 send_command(s, st->op, st->arg);
                 got = read_answer(s, st->side, st->op);
                 if (got != st->expect)
-                    g_error("the %s answered '%c' to '%c', expected '%c'", side_name(st->side),
-                            got, st->op, st->expect);
+                    g_error("the %s answered '%c' to '%c', expected '%c'", side_name(st->side), got,
+                            st->op, st->expect);
                 break;
             case STEP_START:
             case STEP_BLOCKS:
@@ -461,8 +476,8 @@ static void run_case(gconstpointer data) {
                 g_assert_true(s->pending);
                 got = read_answer(s, st->side, s->pending_op);
                 if (got != st->expect)
-                    g_error("the %s answered '%c' to '%c', expected '%c'", side_name(st->side),
-                            got, s->pending_op, st->expect);
+                    g_error("the %s answered '%c' to '%c', expected '%c'", side_name(st->side), got,
+                            s->pending_op, st->expect);
                 s->pending = false;
                 break;
             case STEP_EXIT:
@@ -489,11 +504,12 @@ static void run_case(gconstpointer data) {
                      * none merges with another: all arg interrupt the wait. */
                     got = read_answer(s, st->side, 'S');
                     if (got != 'S')
-                        g_error("the %s returned '%c' from '%c' under signals",
-                                side_name(st->side), got, s->pending_op);
+                        g_error("the %s returned '%c' from '%c' under signals", side_name(st->side),
+                                got, s->pending_op);
                 }
                 break;
-            case STEP_END: break;
+            case STEP_END:
+                break;
         }
     }
 

@@ -15,9 +15,9 @@ extern "C" {
 /* One barrier interface. Every function is called on an object made by
  * alloc() before any fork(), so the side processes allocate nothing. */
 typedef struct BarrierBackend {
-    void *(*alloc)(void);      /* an empty barrier (owns nothing) */
-    void (*free)(void *b);     /* destroys and frees */
-    int (*create)(void *b);    /* 0 or -errno */
+    void *(*alloc)(void);   /* an empty barrier (owns nothing) */
+    void (*free)(void *b);  /* destroys and frees */
+    int (*create)(void *b); /* 0 or -errno */
     bool (*is_empty)(const void *b);
     int (*set_role)(void *b, bool child);
     void (*destroy)(void *b);

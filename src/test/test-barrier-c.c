@@ -22,7 +22,9 @@ static void c_free(void *b) {
     free(b);
 }
 
-static int c_create(void *b) { return barrier_create(b); }
+static int c_create(void *b) {
+    return barrier_create(b);
+}
 
 static bool c_is_empty(const void *p) {
     const Barrier *b = p;
@@ -33,18 +35,42 @@ static int c_set_role(void *b, bool child) {
     return barrier_set_role(b, child ? BARRIER_CHILD : BARRIER_PARENT);
 }
 
-static void c_destroy(void *b) { barrier_destroy(b); }
-static bool c_place(void *b) { return barrier_place(b); }
-static bool c_abort(void *b) { return barrier_abort(b); }
-static bool c_wait_next(void *b) { return barrier_wait_next(b); }
-static bool c_wait_abortion(void *b) { return barrier_wait_abortion(b); }
-static bool c_sync_next(void *b) { return barrier_sync_next(b); }
-static bool c_sync(void *b) { return barrier_sync(b); }
-static bool c_place_and_sync(void *b) { return barrier_place_and_sync(b); }
-static bool c_i_aborted(const void *b) { return barrier_i_aborted(b); }
-static bool c_they_aborted(const void *b) { return barrier_they_aborted(b); }
-static bool c_we_aborted(const void *b) { return barrier_we_aborted(b); }
-static bool c_is_aborted(const void *b) { return barrier_is_aborted(b); }
+static void c_destroy(void *b) {
+    barrier_destroy(b);
+}
+static bool c_place(void *b) {
+    return barrier_place(b);
+}
+static bool c_abort(void *b) {
+    return barrier_abort(b);
+}
+static bool c_wait_next(void *b) {
+    return barrier_wait_next(b);
+}
+static bool c_wait_abortion(void *b) {
+    return barrier_wait_abortion(b);
+}
+static bool c_sync_next(void *b) {
+    return barrier_sync_next(b);
+}
+static bool c_sync(void *b) {
+    return barrier_sync(b);
+}
+static bool c_place_and_sync(void *b) {
+    return barrier_place_and_sync(b);
+}
+static bool c_i_aborted(const void *b) {
+    return barrier_i_aborted(b);
+}
+static bool c_they_aborted(const void *b) {
+    return barrier_they_aborted(b);
+}
+static bool c_we_aborted(const void *b) {
+    return barrier_we_aborted(b);
+}
+static bool c_is_aborted(const void *b) {
+    return barrier_is_aborted(b);
+}
 
 static const BarrierBackend c_backend = {
     .alloc = c_alloc,

@@ -19,17 +19,22 @@ namespace {
 using ipcbarrier::Barrier;
 using ipcbarrier::BarrierRole;
 
-Barrier *as(void *b) { return static_cast<Barrier *>(b); }
-const Barrier *as(const void *b) { return static_cast<const Barrier *>(b); }
+Barrier *as(void *b) {
+    return static_cast<Barrier *>(b);
+}
+const Barrier *as(const void *b) {
+    return static_cast<const Barrier *>(b);
+}
 
 const BarrierBackend cxx_backend = {
     .alloc = []() -> void * { return new Barrier(); },
     .free = [](void *b) { delete as(b); },
     .create = [](void *b) { return Barrier::create(as(b)); },
     .is_empty = [](const void *b) { return !as(b)->valid(); },
-    .set_role = [](void *b, bool child) {
-        return as(b)->set_role(child ? BarrierRole::child : BarrierRole::parent);
-    },
+    .set_role =
+        [](void *b, bool child) {
+            return as(b)->set_role(child ? BarrierRole::child : BarrierRole::parent);
+        },
     .destroy = [](void *b) { as(b)->destroy(); },
     .place = [](void *b) { return as(b)->place(); },
     .abort = [](void *b) { return as(b)->abort(); },

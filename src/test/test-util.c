@@ -6,8 +6,10 @@
 #include <glib.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -93,6 +95,14 @@ int fd_set_inheritable(int fd) {
     return 0;
 }
 
+bool fd_is_open(int fd) {
+    return fcntl(fd, F_GETFD) >= 0;
+}
+
+bool fd_is_closed(int fd) {
+    return fcntl(fd, F_GETFD) < 0 && errno == EBADF;
+}
+
 int highest_open_fd(int limit) {
     for (int fd = limit - 1; fd >= 0; fd--)
         if (fcntl(fd, F_GETFD) >= 0) return fd;
@@ -121,4 +131,86 @@ int fd_snapshot_diff(const FdSnapshot *a, const FdSnapshot *b) {
         if ((a->open[fd / 64] & bit) != (b->open[fd / 64] & bit)) return fd;
     }
     return -1;
+}
+
+static const char *errno_name(long long negative_errno) {
+    const char *name = NULL;
+    if (negative_errno < 0 && negative_errno > -4096) name = strerrorname_np((int)-negative_errno);
+    return name ? name : "not an errno";
+}
+
+void assert_ret_failed(const char *file, int line, const char *func, const char *expr,
+                       const char *cond, long long got, long long expected) {
+    char *msg;
+    if (got < 0)
+        msg = g_strdup_printf("assertion failed (%s %s): got %lld (%s)", expr, cond, got,
+                              errno_name(got));
+    else
+        msg = g_strdup_printf("assertion failed (%s %s): got %lld", expr, cond, got);
+    if (expected < 0) {
+        char *full = g_strdup_printf("%s, expected %s", msg, errno_name(expected));
+        g_free(msg);
+        msg = full;
+    }
+    g_assertion_message(G_LOG_DOMAIN, file, line, func, msg);
+    g_free(msg);
+}
+
+pid_t fork_test_child(void) {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail("prctl(PR_SET_PDEATHSIG) failed");
+        /* The parent may have died before prctl() took effect. */
+        if (getppid() != parent) _exit(3);
+    }
+    return pid;
+}
+
+int run_in_child(void (*fn)(void *arg), void *arg) {
+    pid_t pid = fork_test_child();
+    if (pid == 0) {
+        fn(arg);
+        _exit(0);
+    }
+    return wait_exit_status(pid);
+}
+
+typedef struct {
+    void (*fn)(void);
+    void (*data_fn)(const void *data);
+    const void *data;
+} FdCheckedTest;
+
+static void run_fd_checked(gconstpointer p) {
+    const FdCheckedTest *t = p;
+    FdSnapshot before, after;
+    fd_snapshot(&before);
+    if (t->fn)
+        t->fn();
+    else
+        t->data_fn(t->data);
+    fd_snapshot(&after);
+    int fd = fd_snapshot_diff(&before, &after);
+    if (fd >= 0) {
+        char *msg =
+            g_strdup_printf("fd %d was %s by the test", fd,
+                            (before.open[fd / 64] >> (fd % 64)) & 1 ? "closed" : "left open");
+        g_assertion_message(G_LOG_DOMAIN, __FILE__, __LINE__, G_STRFUNC, msg);
+        g_free(msg);
+    }
+}
+
+void test_add_fd_checked(const char *path, void (*fn)(void)) {
+    FdCheckedTest *t = g_new0(FdCheckedTest, 1);
+    t->fn = fn;
+    g_test_add_data_func_full(path, t, run_fd_checked, g_free);
+}
+
+void test_add_data_fd_checked(const char *path, const void *data, void (*fn)(const void *data)) {
+    FdCheckedTest *t = g_new0(FdCheckedTest, 1);
+    t->data_fn = fn;
+    t->data = data;
+    g_test_add_data_func_full(path, t, run_fd_checked, g_free);
 }

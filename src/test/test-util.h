@@ -45,6 +45,11 @@ int fd_set_inheritable(int fd);
  * Async-signal-safe. */
 int fill_fd_holes(void);
 
+/* Whether fd is open, and whether it is closed (fcntl(F_GETFD) fails with
+ * EBADF). Async-signal-safe. */
+bool fd_is_open(int fd);
+bool fd_is_closed(int fd);
+
 /* The highest open fd below limit, or -1. Async-signal-safe. */
 int highest_open_fd(int limit);
 
@@ -57,6 +62,51 @@ typedef struct {
 void fd_snapshot(FdSnapshot *ret);
 /* The first fd open in one snapshot and not the other, or -1. */
 int fd_snapshot_diff(const FdSnapshot *a, const FdSnapshot *b);
+
+/* For calls that return >= 0 or -errno, where g_assert_no_errno() (which
+ * reads errno) is wrong: ASSERT_OK(expr) wants expr >= 0, ASSERT_RET(expr,
+ * expected) wants expr == expected (e.g. -EBADF). The failure message names
+ * the errors. expr is evaluated once. */
+#define ASSERT_OK(expr)                                                                     \
+    do {                                                                                    \
+        long long assert_got_ = (long long)(expr);                                          \
+        if (assert_got_ < 0)                                                                \
+            assert_ret_failed(__FILE__, __LINE__, __func__, #expr, ">= 0", assert_got_, 0); \
+    } while (0)
+#define ASSERT_RET(expr, expected)                                                               \
+    do {                                                                                         \
+        long long assert_got_ = (long long)(expr);                                               \
+        long long assert_want_ = (long long)(expected);                                          \
+        if (assert_got_ != assert_want_)                                                         \
+            assert_ret_failed(__FILE__, __LINE__, __func__, #expr, "== " #expected, assert_got_, \
+                              assert_want_);                                                     \
+    } while (0)
+void assert_ret_failed(const char *file, int line, const char *func, const char *expr,
+                       const char *cond, long long got, long long expected);
+
+/* In a forked child: child_fail()s with the condition and its place unless
+ * cond holds. Async-signal-safe. */
+#define TEST_STRINGIFY_(x) #x
+#define TEST_STRINGIFY(x) TEST_STRINGIFY_(x)
+#define CHILD_ASSERT(cond)                                                                 \
+    do {                                                                                   \
+        if (!(cond)) child_fail(__FILE__ ":" TEST_STRINGIFY(__LINE__) ": failed: " #cond); \
+    } while (0)
+
+/* fork() for a test: the child is killed when the test process dies, so a
+ * failed test leaves nothing behind. Returns 0 in the child and its pid in
+ * the parent (asserting that fork() worked). */
+pid_t fork_test_child(void);
+
+/* Runs fn(arg) in a child from fork_test_child() that _exit(0)s when fn
+ * returns (fn fails with CHILD_ASSERT() or child_fail()), and returns the
+ * child's exit code, or 128+signal. */
+int run_in_child(void (*fn)(void *arg), void *arg);
+
+/* g_test_add_func() and g_test_add_data_func(), wrapped in a check that the
+ * test closes every fd it opened and closes none it did not open. */
+void test_add_fd_checked(const char *path, void (*fn)(void));
+void test_add_data_fd_checked(const char *path, const void *data, void (*fn)(const void *data));
 
 #ifdef __cplusplus
 }

@@ -29,7 +29,12 @@ typedef struct Barrier {
     int pipe[2];      /* only one end stays open once the role is set */
 } Barrier;
 
-#define BARRIER_NULL {-1, -1, 0, {-1, -1}}
+#define BARRIER_NULL \
+    {                \
+        -1, -1, 0, { \
+            -1, -1   \
+        }            \
+    }
 
 enum {
     BARRIER_PARENT,
@@ -50,8 +55,7 @@ IPCBARRIER_EXPORT void barrier_destroy(Barrier *b);
 
 /* For __attribute__((cleanup)) on a Barrier pointer. */
 static inline void barrier_destroyp(Barrier **b) {
-    if (*b)
-        barrier_destroy(*b);
+    if (*b) barrier_destroy(*b);
 }
 
 /* Sets this side's role after fork(): BARRIER_PARENT or BARRIER_CHILD.

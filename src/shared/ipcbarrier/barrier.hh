@@ -14,7 +14,7 @@ enum class BarrierRole : unsigned {
 };
 
 class Barrier {
-public:
+  public:
     /* An empty barrier: owns nothing, every operation on it fails. */
     Barrier() noexcept = default;
     Barrier(Barrier &&other) noexcept : b_(other.b_) { other.b_ = ::Barrier BARRIER_NULL; }
@@ -67,7 +67,7 @@ public:
     /* Closes every fd now; the barrier is empty afterwards. */
     void destroy() noexcept { barrier_destroy(&b_); }
 
-private:
+  private:
     ::Barrier b_ = BARRIER_NULL;
 };
 

@@ -25,11 +25,11 @@ IPCBARRIER_EXPORT int safe_close(int fd) noexcept;
  * is implicitly made from a UniqueFd so that owners can pass theirs, and
  * explicitly from a raw number. */
 class BorrowedFd {
-public:
+  public:
     constexpr explicit BorrowedFd(int fd) noexcept : fd_(fd) {}
     [[nodiscard]] constexpr int get() const noexcept { return fd_; }
 
-private:
+  private:
     int fd_;
 };
 
@@ -37,7 +37,7 @@ private:
  * on reset(). There is deliberately no conversion to int: use get() to lend
  * the number, release() to give up ownership. */
 class UniqueFd {
-public:
+  public:
     constexpr UniqueFd() noexcept = default;
     constexpr explicit UniqueFd(int fd) noexcept : fd_(fd < 0 ? -1 : fd) {}
     UniqueFd(UniqueFd &&other) noexcept : fd_(other.release()) {}
@@ -68,7 +68,7 @@ public:
         fd_ = fd < 0 ? -1 : fd;
     }
 
-private:
+  private:
     int fd_ = -1;
 };
 
@@ -100,16 +100,18 @@ private:
 
 /* If fd is 0, 1 or 2, duplicates it to the lowest free number >= 3
  * (close-on-exec) and closes the original; otherwise leaves it. Returns the
- * resulting fd, or -errno (the original is then untouched).
+ * resulting fd, or -errno (the original is then untouched): -EMFILE when no
+ * number >= 3 is free, -EINVAL when RLIMIT_NOFILE is 3 or less.
  * Async-signal-safe. */
 [[nodiscard]] IPCBARRIER_EXPORT int fd_move_above_stdio(int fd) noexcept;
 
 /* Makes descriptors 0, 1 and 2 copies of in, out and err; a negative value
  * means /dev/null. Works when the sources overlap stdio or each other in
  * any way (swapped stdout/stderr, one fd for all three, a source that is
- * already in place). Afterwards 0-2 are not close-on-exec; the sources stay
- * open and owned by the caller. On failure stdio may be partly rearranged.
- * Returns 0 or -errno. Async-signal-safe. */
+ * already in place). Afterwards 0-2 are not close-on-exec; sources above 2
+ * stay open and owned by the caller. On failure stdio may be partly
+ * rearranged. Returns 0 or -errno (-EBADF for a source that is not open).
+ * Async-signal-safe. */
 [[nodiscard]] IPCBARRIER_EXPORT int rearrange_stdio(int in, int out, int err) noexcept;
 
 }  // namespace ipcbarrier

@@ -28,7 +28,7 @@ inline constexpr usec_t NSEC_PER_USEC = 1000;
 
 /* A point on the monotonic clock after which a wait gives up. */
 class Deadline {
-public:
+  public:
     /* A deadline that never expires. */
     [[nodiscard]] static constexpr Deadline never() noexcept { return Deadline(USEC_INFINITY); }
     /* The deadline timeout microseconds from now (never() for
@@ -46,13 +46,14 @@ public:
 
     /* Microseconds left, measured against now; 0 once expired,
      * USEC_INFINITY for never(). */
-    [[nodiscard]] usec_t remaining_usec() const noexcept;
+    [[nodiscard]] IPCBARRIER_EXPORT usec_t remaining_usec() const noexcept;
 
     /* Fills *ret with the time left, for ppoll(2); returns nullptr for a
      * deadline that never expires (ppoll's "no timeout"), else ret. */
-    [[nodiscard]] struct timespec *remaining_timespec(struct timespec *ret) const noexcept;
+    [[nodiscard]] IPCBARRIER_EXPORT struct timespec *remaining_timespec(
+        struct timespec *ret) const noexcept;
 
-private:
+  private:
     constexpr explicit Deadline(usec_t at) noexcept : at_(at) {}
     usec_t at_;
 };
