@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <utility>
 
+#include <fcntl.h>
 #include <glib.h>
 #include <unistd.h>
 
@@ -49,11 +50,66 @@ const BarrierBackend cxx_backend = {
     .is_aborted = [](const void *b) { return as(b)->is_aborted(); },
 };
 
+bool fd_open(int fd) {
+    return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* Asked of the kernel, not of the object under test. */
+int open_fd_count() {
+    int n = 0;
+    for (int fd = 0; fd < FD_SNAPSHOT_MAX; fd++) n += fd_open(fd);
+    return n;
+}
+
+/* Ownership: moves transfer the fds, the moved-from object is empty, and
+ * replacing or destroying a barrier closes exactly its three fds. */
+void test_cxx_ownership() {
+    FdSnapshot before, after;
+    fd_snapshot(&before);
+    int base = open_fd_count();
+    {
+        Barrier a;
+        g_assert_false(a.valid());
+        g_assert_cmpint(Barrier::create(&a), ==, 0);
+        g_assert_true(a.valid());
+        g_assert_cmpint(open_fd_count(), ==, base + 4);
+
+        Barrier b(std::move(a));
+        g_assert_false(a.valid()); /* a moved-from barrier is empty */
+        g_assert_true(b.valid());
+        g_assert_cmpint(open_fd_count(), ==, base + 4);
+        g_assert_false(a.place());
+
+        Barrier c;
+        g_assert_cmpint(Barrier::create(&c), ==, 0);
+        g_assert_cmpint(open_fd_count(), ==, base + 8);
+        c = std::move(b); /* c's own fds are closed */
+        g_assert_cmpint(open_fd_count(), ==, base + 4);
+        g_assert_false(b.valid());
+
+        /* create() into a live barrier replaces it, closing the old one */
+        g_assert_cmpint(Barrier::create(&c), ==, 0);
+        g_assert_cmpint(open_fd_count(), ==, base + 4);
+
+        auto &alias = c;
+        c = std::move(alias); /* self-move keeps the barrier */
+        g_assert_true(c.valid());
+        g_assert_cmpint(c.set_role(BarrierRole::parent), ==, 0);
+        g_assert_cmpint(open_fd_count(), ==, base + 3);
+        c.destroy();
+        g_assert_false(c.valid());
+        g_assert_cmpint(open_fd_count(), ==, base);
+    }
+    fd_snapshot(&after);
+    g_assert_cmpint(fd_snapshot_diff(&before, &after), ==, -1);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
     harness_handle_exec(argc, argv);
     g_test_init(&argc, &argv, nullptr);
     harness_add_tests(&cxx_backend, "/barrier");
+    g_test_add_func("/barrier/cxx-ownership", test_cxx_ownership);
     return g_test_run();
 }
