@@ -1,0 +1,599 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* bench-barrier: what one round trip through the barrier costs, next to its
+ * floor.
+ *
+ * Three patterns, each between a parent and its fork()ed child:
+ *
+ *   raw        two blocking eventfds; the parent writes one and reads the
+ *              other, the child reads and writes back: the same round
+ *              trip with nothing around it, the floor the others are
+ *              measured against.
+ *   ping-pong  the parent does place() + wait_next(), the child
+ *              wait_next() + place(), alternating.
+ *   symmetric  both sides do place_and_sync() in every round.
+ *
+ * Parent and child are pinned to the same CPU (set before fork(), so the
+ * child inherits it): a side that waits must then really sleep and be
+ * woken, and no side can run ahead on a second CPU. Each measurement forks
+ * a new child, runs some warm-up rounds and then times the given number of
+ * rounds in the parent. The repetitions are interleaved across the
+ * patterns (in a rotating order), so that a noisy moment hits all of them
+ * alike, and the median per pattern is reported, with the fastest and
+ * slowest measurement, the parent's context switches per round (voluntary
+ * and involuntary) and the share of the CPU that parent and child got: well
+ * below 1, other work ran on that CPU too and the numbers are not to be
+ * trusted.
+ *
+ * "--only PATTERN" runs a single pattern, e.g. under strace or perf to count
+ * its syscalls per round (tools/bench/syscalls.sh does that).
+ *
+ * The goals are reported, not enforced: a loaded machine can miss them. The
+ * exit status is non-zero only if a measurement itself failed. */
+
+#include <ipcbarrier/barrier.hh>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cinttypes>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+namespace {
+
+enum class Pattern : unsigned { raw, ping_pong, symmetric };
+constexpr std::array<Pattern, 3> ALL_PATTERNS = {Pattern::raw, Pattern::ping_pong,
+                                                 Pattern::symmetric};
+
+constexpr uint64_t DEFAULT_ROUNDS = 20000;
+constexpr unsigned DEFAULT_REPS = 7;
+constexpr uint64_t MAX_WARMUP = 1000;
+/* Below this share of the CPU, other work competed with the measurement. */
+constexpr double MIN_CPU_SHARE = 0.90;
+
+/* The goals, as ratios to the raw floor. */
+constexpr double GOAL_PING_PONG = 1.30;
+constexpr double GOAL_SYMMETRIC = 1.10;
+
+const char *pattern_name(Pattern p) {
+    switch (p) {
+        case Pattern::raw:
+            return "raw";
+        case Pattern::ping_pong:
+            return "ping-pong";
+        case Pattern::symmetric:
+            return "symmetric";
+    }
+    return "?";
+}
+
+std::optional<Pattern> pattern_from_name(std::string_view s) {
+    for (Pattern p : ALL_PATTERNS)
+        if (s == pattern_name(p)) return p;
+    if (s == "pingpong") return Pattern::ping_pong;
+    return std::nullopt;
+}
+
+struct Options {
+    uint64_t rounds = DEFAULT_ROUNDS;
+    unsigned reps = DEFAULT_REPS;
+    std::optional<uint64_t> warmup; /* default: rounds / 10, at most MAX_WARMUP */
+    std::optional<Pattern> only;
+    std::optional<unsigned> cpu;
+};
+
+/* One timed run of one pattern. */
+struct Sample {
+    uint64_t ns = 0;
+    long parent_switches = 0; /* context switches of the parent, both kinds */
+    /* The CPU time of parent and child over the wall-clock time of the
+     * whole run: about 1 on an idle CPU, less when other work shared it. */
+    double cpu_share = 0;
+};
+
+uint64_t now_ns() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+long context_switches() {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) < 0) return 0;
+    return ru.ru_nvcsw + ru.ru_nivcsw;
+}
+
+uint64_t cpu_ns(const struct rusage &ru) {
+    auto ns = [](const struct timeval &tv) {
+        return static_cast<uint64_t>(tv.tv_sec) * 1000000000u +
+               static_cast<uint64_t>(tv.tv_usec) * 1000u;
+    };
+    return ns(ru.ru_utime) + ns(ru.ru_stime);
+}
+
+uint64_t self_cpu_ns() {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) < 0) return 0;
+    return cpu_ns(ru);
+}
+
+/* Wall-clock and CPU time of one whole run, fork() to reaping. */
+class RunClock {
+  public:
+    RunClock() : wall_(now_ns()), cpu_(self_cpu_ns()) {}
+    [[nodiscard]] double cpu_share(uint64_t child_cpu_ns) const {
+        uint64_t wall = now_ns() - wall_;
+        uint64_t cpu = self_cpu_ns() - cpu_ + child_cpu_ns;
+        return wall > 0 ? static_cast<double>(cpu) / static_cast<double>(wall) : 0;
+    }
+
+  private:
+    uint64_t wall_, cpu_;
+};
+
+/* ---- the child side: async-signal-safe only, ends in _exit() ---- */
+
+[[noreturn]] void child_fail(const char *what) {
+    static constexpr char prefix[] = "bench-barrier: child: ";
+    (void)!write(STDERR_FILENO, prefix, sizeof prefix - 1);
+    (void)!write(STDERR_FILENO, what, strlen(what));
+    (void)!write(STDERR_FILENO, "\n", 1);
+    _exit(EXIT_FAILURE);
+}
+
+/* The parent may die without a word (killed by a timeout, say): the raw
+ * pattern would then block forever, so make the kernel end the child. */
+void child_follow_parent(pid_t parent) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail("PR_SET_PDEATHSIG failed");
+    if (getppid() != parent) _exit(EXIT_FAILURE);
+}
+
+bool raw_write(int fd) {
+    uint64_t one = 1;
+    for (;;) {
+        ssize_t n = write(fd, &one, sizeof one);
+        if (n == static_cast<ssize_t>(sizeof one)) return true;
+        if (n >= 0 || errno != EINTR) return false;
+    }
+}
+
+/* Reads one eventfd value; false on error, or when it is not exactly one
+ * (the peer's way of saying that it failed). */
+bool raw_read(int fd) {
+    for (;;) {
+        uint64_t value;
+        ssize_t n = read(fd, &value, sizeof value);
+        if (n == static_cast<ssize_t>(sizeof value)) return value == 1;
+        if (n >= 0 || errno != EINTR) return false;
+    }
+}
+
+[[noreturn]] void child_raw(int from_parent, int to_parent, uint64_t total) {
+    for (uint64_t i = 0; i < total; i++) {
+        if (!raw_read(from_parent)) child_fail("raw: read failed");
+        if (!raw_write(to_parent)) child_fail("raw: write failed");
+    }
+    _exit(EXIT_SUCCESS);
+}
+
+[[noreturn]] void child_barrier(ipcbarrier::Barrier &b, Pattern p, uint64_t total) {
+    if (b.set_role(ipcbarrier::BarrierRole::child) < 0) child_fail("set_role failed");
+    for (uint64_t i = 0; i < total; i++) {
+        if (p == Pattern::ping_pong) {
+            if (!b.wait_next()) child_fail("ping-pong: wait_next() failed");
+            if (!b.place()) child_fail("ping-pong: place() failed");
+        } else {
+            if (!b.place_and_sync()) child_fail("symmetric: place_and_sync() failed");
+        }
+    }
+    _exit(EXIT_SUCCESS);
+}
+
+/* ---- the parent side ---- */
+
+/* Set by SIGCHLD, so that a parent blocked in the raw pattern's read() learns
+ * that its child died instead of blocking forever. */
+volatile sig_atomic_t child_exited = 0;
+
+void on_sigchld(int) {
+    child_exited = 1;
+}
+
+int install_sigchld_handler() {
+    struct sigaction sa = {};
+    sa.sa_handler = on_sigchld;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_NOCLDSTOP; /* no SA_RESTART: interrupt the read() */
+    if (sigaction(SIGCHLD, &sa, nullptr) < 0) return -errno;
+    return 0;
+}
+
+/* A raw read in the parent: a signal interrupts it only to check whether the
+ * child is still there. */
+bool parent_raw_read(int fd) {
+    for (;;) {
+        uint64_t value;
+        ssize_t n = read(fd, &value, sizeof value);
+        if (n == static_cast<ssize_t>(sizeof value)) return value == 1;
+        if (n >= 0 || errno != EINTR || child_exited) return false;
+    }
+}
+
+/* Reaps the child and stores the CPU time it used; true if it exited with
+ * status 0. */
+bool reap(pid_t pid, uint64_t *ret_cpu_ns) {
+    int status;
+    struct rusage ru;
+    for (;;) {
+        if (wait4(pid, &status, 0, &ru) == pid) break;
+        if (errno != EINTR) {
+            fprintf(stderr, "bench-barrier: wait4: %s\n", strerror(errno));
+            return false;
+        }
+    }
+    *ret_cpu_ns = cpu_ns(ru);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "bench-barrier: child killed by signal %d\n", WTERMSIG(status));
+    else
+        fprintf(stderr, "bench-barrier: child exited with status %d\n", WEXITSTATUS(status));
+    return false;
+}
+
+struct UniqueRawFd {
+    int fd = -1;
+    UniqueRawFd() = default;
+    UniqueRawFd(const UniqueRawFd &) = delete;
+    UniqueRawFd &operator=(const UniqueRawFd &) = delete;
+    ~UniqueRawFd() {
+        if (fd >= 0) close(fd);
+    }
+};
+
+bool measure_raw(uint64_t warmup, uint64_t rounds, Sample *ret) {
+    UniqueRawFd to_child, from_child;
+    to_child.fd = eventfd(0, EFD_CLOEXEC);
+    from_child.fd = eventfd(0, EFD_CLOEXEC);
+    if (to_child.fd < 0 || from_child.fd < 0) {
+        fprintf(stderr, "bench-barrier: eventfd: %s\n", strerror(errno));
+        return false;
+    }
+
+    pid_t parent = getpid();
+    child_exited = 0;
+    fflush(nullptr);
+    RunClock clock;
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "bench-barrier: fork: %s\n", strerror(errno));
+        return false;
+    }
+    if (pid == 0) {
+        child_follow_parent(parent);
+        child_raw(to_child.fd, from_child.fd, warmup + rounds);
+    }
+
+    bool ok = true;
+    uint64_t start = 0;
+    long switches = 0;
+    for (uint64_t i = 0; ok && i < warmup + rounds; i++) {
+        if (i == warmup) {
+            switches = context_switches();
+            start = now_ns();
+        }
+        ok = raw_write(to_child.fd) && parent_raw_read(from_child.fd);
+    }
+    uint64_t end = now_ns();
+    switches = context_switches() - switches;
+
+    if (!ok) {
+        fprintf(stderr, "bench-barrier: raw: round trip failed\n");
+        /* Tell a child that is still waiting, in case it is. */
+        uint64_t stop = 2;
+        (void)!write(to_child.fd, &stop, sizeof stop);
+    }
+    uint64_t child_cpu = 0;
+    if (!reap(pid, &child_cpu)) ok = false;
+    if (ok) *ret = Sample{end - start, switches, clock.cpu_share(child_cpu)};
+    return ok;
+}
+
+bool measure_barrier(Pattern p, uint64_t warmup, uint64_t rounds, Sample *ret) {
+    ipcbarrier::Barrier b;
+    int r = ipcbarrier::Barrier::create(&b);
+    if (r < 0) {
+        fprintf(stderr, "bench-barrier: creating the barrier: %s\n", strerror(-r));
+        return false;
+    }
+
+    pid_t parent = getpid();
+    child_exited = 0;
+    fflush(nullptr);
+    RunClock clock;
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "bench-barrier: fork: %s\n", strerror(errno));
+        return false;
+    }
+    if (pid == 0) {
+        child_follow_parent(parent);
+        child_barrier(b, p, warmup + rounds);
+    }
+
+    bool ok = b.set_role(ipcbarrier::BarrierRole::parent) >= 0;
+    uint64_t start = 0;
+    long switches = 0;
+    for (uint64_t i = 0; ok && i < warmup + rounds; i++) {
+        if (i == warmup) {
+            switches = context_switches();
+            start = now_ns();
+        }
+        if (p == Pattern::ping_pong)
+            ok = b.place() && b.wait_next();
+        else
+            ok = b.place_and_sync();
+    }
+    uint64_t end = now_ns();
+    switches = context_switches() - switches;
+
+    if (!ok) {
+        fprintf(stderr, "bench-barrier: %s: the barrier failed or was aborted\n", pattern_name(p));
+        b.abort();
+    }
+    /* Closing our end lets a child that is still waiting see the abortion. */
+    b.destroy();
+    uint64_t child_cpu = 0;
+    if (!reap(pid, &child_cpu)) ok = false;
+    if (ok) *ret = Sample{end - start, switches, clock.cpu_share(child_cpu)};
+    return ok;
+}
+
+bool measure(Pattern p, uint64_t warmup, uint64_t rounds, Sample *ret) {
+    if (p == Pattern::raw) return measure_raw(warmup, rounds, ret);
+    return measure_barrier(p, warmup, rounds, ret);
+}
+
+/* ---- setup, options and the report ---- */
+
+int pin_to_one_cpu(std::optional<unsigned> wanted, unsigned *ret_cpu) {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) < 0) return -errno;
+
+    unsigned cpu = 0;
+    if (wanted) {
+        if (*wanted >= CPU_SETSIZE || !CPU_ISSET(*wanted, &allowed)) return -EINVAL;
+        cpu = *wanted;
+    } else {
+        /* Where we run now, if allowed, else the first allowed CPU. */
+        int current = sched_getcpu();
+        if (current >= 0 && current < CPU_SETSIZE && CPU_ISSET(current, &allowed)) {
+            cpu = static_cast<unsigned>(current);
+        } else {
+            cpu = 0;
+            while (cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &allowed)) cpu++;
+            if (cpu == CPU_SETSIZE) return -EINVAL;
+        }
+    }
+
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    /* Before any fork(): every child inherits it. */
+    if (sched_setaffinity(0, sizeof one, &one) < 0) return -errno;
+    *ret_cpu = cpu;
+    return 0;
+}
+
+bool parse_u64(const char *s, uint64_t max, uint64_t *ret) {
+    if (!s || *s < '0' || *s > '9') return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v > max) return false;
+    *ret = v;
+    return true;
+}
+
+void usage(FILE *f) {
+    fprintf(f,
+            "Usage: bench-barrier [OPTIONS]\n"
+            "\n"
+            "Times round trips through the ipcbarrier barrier (ping-pong and symmetric)\n"
+            "against a raw blocking eventfd ping-pong, parent and child on one CPU.\n"
+            "\n"
+            "  --rounds N        timed rounds per measurement (default %" PRIu64
+            ", or $BENCH_BARRIER_ROUNDS)\n"
+            "  --reps N          measurements per pattern; the median is reported\n"
+            "                    (default %u, or $BENCH_BARRIER_REPS)\n"
+            "  --warmup N        untimed rounds before each measurement\n"
+            "                    (default rounds/10, at most %" PRIu64
+            ")\n"
+            "  --only PATTERN    run only raw, ping-pong or symmetric\n"
+            "  --cpu N           the CPU to pin both processes to (default: the current one)\n"
+            "  --help            show this help\n"
+            "\n"
+            "Exits non-zero only if a measurement fails, never for a missed goal.\n",
+            DEFAULT_ROUNDS, DEFAULT_REPS, MAX_WARMUP);
+}
+
+/* Parses argv and the environment into *o; returns -1 on error, 1 if the
+ * program should exit successfully (--help), 0 to go on. */
+int parse_options(int argc, char **argv, Options *o) {
+    uint64_t v;
+    if (const char *e = getenv("BENCH_BARRIER_ROUNDS"); e && *e) {
+        if (!parse_u64(e, UINT32_MAX, &v)) {
+            fprintf(stderr, "bench-barrier: invalid $BENCH_BARRIER_ROUNDS: %s\n", e);
+            return -1;
+        }
+        o->rounds = v;
+    }
+    if (const char *e = getenv("BENCH_BARRIER_REPS"); e && *e) {
+        if (!parse_u64(e, 1000, &v) || v == 0) {
+            fprintf(stderr, "bench-barrier: invalid $BENCH_BARRIER_REPS: %s\n", e);
+            return -1;
+        }
+        o->reps = static_cast<unsigned>(v);
+    }
+
+    for (int i = 1; i < argc; i++) {
+        std::string_view arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            usage(stdout);
+            return 1;
+        }
+        const char *value = i + 1 < argc ? argv[i + 1] : nullptr;
+        bool good;
+        if (arg == "--rounds") {
+            good = parse_u64(value, UINT32_MAX, &v);
+            if (good) o->rounds = v;
+        } else if (arg == "--reps") {
+            good = parse_u64(value, 1000, &v) && v > 0;
+            if (good) o->reps = static_cast<unsigned>(v);
+        } else if (arg == "--warmup") {
+            good = parse_u64(value, UINT32_MAX, &v);
+            if (good) o->warmup = v;
+        } else if (arg == "--cpu") {
+            good = parse_u64(value, CPU_SETSIZE - 1, &v);
+            if (good) o->cpu = static_cast<unsigned>(v);
+        } else if (arg == "--only") {
+            auto p = value ? pattern_from_name(value) : std::nullopt;
+            good = p.has_value();
+            if (good) o->only = p;
+        } else {
+            fprintf(stderr, "bench-barrier: unknown argument: %s\n", argv[i]);
+            usage(stderr);
+            return -1;
+        }
+        if (!good) {
+            fprintf(stderr, "bench-barrier: %s needs a valid value, got: %s\n", argv[i],
+                    value ? value : "(nothing)");
+            return -1;
+        }
+        i++;
+    }
+    if (o->rounds == 0 && !o->only) {
+        fprintf(stderr, "bench-barrier: --rounds 0 only makes sense with --only\n");
+        return -1;
+    }
+    return 0;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void report_goal(const char *what, double ratio, double goal) {
+    printf("goal %-16s <= %.2f: %s (%.3f)\n", what, goal, ratio <= goal ? "met" : "NOT MET", ratio);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    Options o;
+    int r = parse_options(argc, argv, &o);
+    if (r != 0) return r > 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    uint64_t warmup = o.warmup ? *o.warmup : std::min(o.rounds / 10, MAX_WARMUP);
+
+    std::vector<Pattern> patterns;
+    if (o.only)
+        patterns.push_back(*o.only);
+    else
+        patterns.assign(ALL_PATTERNS.begin(), ALL_PATTERNS.end());
+
+    unsigned cpu = 0;
+    r = pin_to_one_cpu(o.cpu, &cpu);
+    if (r < 0) {
+        fprintf(stderr, "bench-barrier: cannot pin to %s CPU: %s\n", o.cpu ? "the given" : "one",
+                strerror(-r));
+        return EXIT_FAILURE;
+    }
+    r = install_sigchld_handler();
+    if (r < 0) {
+        fprintf(stderr, "bench-barrier: sigaction: %s\n", strerror(-r));
+        return EXIT_FAILURE;
+    }
+
+    printf("bench-barrier: parent and child pinned to CPU %u; %" PRIu64
+           " rounds x %u reps (+%" PRIu64 " warm-up rounds each)\n",
+           cpu, o.rounds, o.reps, warmup);
+    fflush(stdout);
+
+    /* samples[k][rep] for patterns[k]. */
+    std::vector<std::vector<Sample>> samples(patterns.size());
+    for (unsigned rep = 0; rep < o.reps; rep++) {
+        for (size_t j = 0; j < patterns.size(); j++) {
+            /* Rotate the order, so no pattern always runs right after fork()
+             * of the same other one. */
+            size_t k = (j + rep) % patterns.size();
+            Sample s;
+            if (!measure(patterns[k], warmup, o.rounds, &s)) {
+                fprintf(stderr, "bench-barrier: %s: measurement failed\n",
+                        pattern_name(patterns[k]));
+                return EXIT_FAILURE;
+            }
+            samples[k].push_back(s);
+        }
+    }
+
+    if (o.rounds == 0) {
+        printf("no rounds: nothing timed\n");
+        return EXIT_SUCCESS;
+    }
+
+    printf("\n%-10s %8s %10s %10s %10s %17s %10s\n", "pattern", "rounds", "ns/round", "min", "max",
+           "parent csw/round", "cpu share");
+    std::array<std::optional<double>, ALL_PATTERNS.size()> medians;
+    double lowest_share = 1;
+    for (size_t k = 0; k < patterns.size(); k++) {
+        std::vector<double> ns, switches, shares;
+        for (const Sample &s : samples[k]) {
+            ns.push_back(static_cast<double>(s.ns) / static_cast<double>(o.rounds));
+            switches.push_back(static_cast<double>(s.parent_switches) /
+                               static_cast<double>(o.rounds));
+            shares.push_back(s.cpu_share);
+        }
+        double med = median(ns);
+        medians[static_cast<unsigned>(patterns[k])] = med;
+        double share = median(shares);
+        lowest_share = std::min(lowest_share, share);
+        printf("%-10s %8" PRIu64 " %10.1f %10.1f %10.1f %17.2f %10.2f\n", pattern_name(patterns[k]),
+               o.rounds, med, *std::min_element(ns.begin(), ns.end()),
+               *std::max_element(ns.begin(), ns.end()), median(switches), share);
+    }
+    if (lowest_share < MIN_CPU_SHARE)
+        printf(
+            "\nwarning: parent and child got only %.0f%% of CPU %u, other work shared it:\n"
+            "the times include that work, and the ratios below are distorted by it.\n"
+            "Run on an idle machine for numbers to compare with the goals.\n",
+            lowest_share * 100, cpu);
+
+    const auto &raw = medians[static_cast<unsigned>(Pattern::raw)];
+    const auto &ping_pong = medians[static_cast<unsigned>(Pattern::ping_pong)];
+    const auto &symmetric = medians[static_cast<unsigned>(Pattern::symmetric)];
+    if (raw && ping_pong && symmetric) {
+        double pp = *ping_pong / *raw, sym = *symmetric / *raw;
+        printf("\nratio ping-pong/raw: %.3f\nratio symmetric/raw: %.3f\n\n", pp, sym);
+        report_goal("ping-pong/raw", pp, GOAL_PING_PONG);
+        report_goal("symmetric/raw", sym, GOAL_SYMMETRIC);
+        printf("(goals are reported only; a missed goal does not fail the benchmark)\n");
+    }
+    return EXIT_SUCCESS;
+}
