@@ -88,6 +88,12 @@ class Collector:
             self.constants.add(name)
 
         inner = node.get("inner", [])
+        if kind in ("FunctionDecl", "CXXMethodDecl") and record is None:
+            # Locals of an inline body are not public names: walk the body
+            # only to keep the file tracking right.
+            for child in inner:
+                self.visit(child, scope + [name], "", None)
+            return
         if kind in ("CXXRecordDecl", "RecordDecl") and node.get("completeDefinition"):
             if wanted and record is None:
                 self.types.add(qualified)

@@ -2,8 +2,15 @@
 #include <ipcbarrier/barrier.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
 
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <ipcbarrier/eventfd-util.hh>
 #include <ipcbarrier/pipe-util.hh>
@@ -57,16 +64,21 @@ void fail(Barrier *b) {
     b->barriers = WE_ABORTED;
 }
 
-/* Accounts for value read from the peer's eventfd. */
-void consume(Barrier *b, uint64_t value) {
-    if (value >= ABORTION)
+/* Accounts for value read from the peer's eventfd. Returns 0, or -EPROTO
+ * for a count no barrier writes (then the barrier is "we aborted"). */
+int consume(Barrier *b, uint64_t value) {
+    if (value >= ABORTION) {
         b->barriers = barrier_i_aborted(b) ? WE_ABORTED : THEY_ABORTED;
-    else if (barrier_is_aborted(b))
-        return; /* only wait_abortion() reads after a local abort */
-    else if (value > static_cast<uint64_t>(b->barriers) - static_cast<uint64_t>(COUNT_FLOOR))
-        fail(b); /* unsigned: the exact distance to the floor, no overflow */
-    else
+    } else if (barrier_is_aborted(b)) {
+        /* only wait_abortion() reads after a local abort */
+    } else if (value > static_cast<uint64_t>(b->barriers) - static_cast<uint64_t>(COUNT_FLOOR)) {
+        /* unsigned: the exact distance to the floor, without overflow */
+        fail(b);
+        return -EPROTO;
+    } else {
         b->barriers -= static_cast<int64_t>(value);
+    }
+    return 0;
 }
 
 void consume_hangup(Barrier *b) {
@@ -75,7 +87,8 @@ void consume_hangup(Barrier *b) {
 
 /* Reads the peer's sync points until b->barriers <= limit or the peer
  * aborts. Returns 0 when done (the caller looks at the state), -ETIMEDOUT
- * when the deadline passed first. */
+ * when the deadline passed first, or the -errno of an I/O error, which
+ * has made the barrier "we aborted". */
 int read_until(Barrier *b, int64_t limit, Deadline deadline) {
     while (b->barriers > limit) {
         uint64_t value;
@@ -84,12 +97,13 @@ int read_until(Barrier *b, int64_t limit, Deadline deadline) {
          * syscall a wait needs. */
         int r = ipcbarrier::eventfd_drain(BorrowedFd(b->them), &value);
         if (r == 0) {
-            consume(b, value);
+            r = consume(b, value);
+            if (r < 0) return r;
             continue;
         }
         if (r != -EAGAIN) {
             fail(b);
-            break;
+            return r;
         }
 
         struct pollfd pfd[2] = {
@@ -104,29 +118,71 @@ int read_until(Barrier *b, int64_t limit, Deadline deadline) {
         int n = ppoll(pfd, 2, deadline.remaining_timespec(&ts), nullptr);
         if (n < 0) {
             if (errno == EINTR) continue;
+            r = -errno;
             fail(b);
-            break;
+            return r;
         }
         if (n == 0) return -ETIMEDOUT;
-        if (pfd[0].revents & (POLLERR | POLLNVAL)) {
+        if ((pfd[0].revents | pfd[1].revents) & POLLNVAL) {
+            /* one of our fds was closed behind our back */
             fail(b);
-            break;
+            return -EBADF;
+        }
+        if (pfd[0].revents & POLLERR) {
+            fail(b);
+            return -EIO;
         }
         if (pfd[0].revents & POLLIN) continue;
-        if (pfd[1].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+        if (pfd[1].revents & (POLLHUP | POLLERR)) {
             /* The peer is gone, but what it placed before leaving must
              * still be seen: check the eventfd once more, since the two
              * events need not arrive in one ppoll(). */
             r = ipcbarrier::eventfd_drain(BorrowedFd(b->them), &value);
-            if (r == 0)
-                consume(b, value);
-            else if (r == -EAGAIN)
+            if (r == 0) {
+                r = consume(b, value);
+                if (r < 0) return r;
+            } else if (r == -EAGAIN) {
                 consume_hangup(b);
-            else
+            } else {
                 fail(b);
+                return r;
+            }
         }
     }
     return 0;
+}
+
+enum class Wait { next, sync_next, sync, abortion };
+
+/* Every wait: 1 where the plain call returns true, 0 where it returns
+ * false, -ETIMEDOUT, -EBADF for a barrier without role, or the -errno of
+ * an I/O error (the barrier is then "we aborted"). */
+int wait_for(Barrier *b, Wait what, Deadline deadline) {
+    if (!role_is_set(b)) return -EBADF;
+
+    int64_t limit;
+    switch (what) {
+        case Wait::next:
+            if (barrier_is_aborted(b)) return 0;
+            limit = b->barriers - 1;
+            break;
+        case Wait::sync_next:
+            if (barrier_is_aborted(b)) return 0;
+            limit = b->barriers > 0 ? b->barriers - 1 : 0;
+            break;
+        case Wait::sync:
+            if (barrier_is_aborted(b)) return 0;
+            limit = 0;
+            break;
+        case Wait::abortion:
+            limit = THEY_ABORTED;
+            break;
+    }
+
+    int r = read_until(b, limit, deadline);
+    if (r < 0) return r;
+    if (what == Wait::abortion) return !barrier_i_aborted(b);
+    return !barrier_is_aborted(b);
 }
 
 /* Writes value (a sync point or the abortion) to the peer. */
@@ -201,28 +257,43 @@ bool barrier_abort(Barrier *b) {
 }
 
 bool barrier_wait_next(Barrier *b) {
-    if (!role_is_set(b) || barrier_is_aborted(b)) return false;
-    (void)read_until(b, b->barriers - 1, Deadline::never());
-    return !barrier_is_aborted(b);
+    return wait_for(b, Wait::next, Deadline::never()) > 0;
 }
 
 bool barrier_wait_abortion(Barrier *b) {
-    if (!role_is_set(b)) return false;
-    (void)read_until(b, THEY_ABORTED, Deadline::never());
-    return !barrier_i_aborted(b);
+    return wait_for(b, Wait::abortion, Deadline::never()) > 0;
 }
 
 bool barrier_sync_next(Barrier *b) {
-    if (!role_is_set(b) || barrier_is_aborted(b)) return false;
-    int64_t limit = b->barriers > 0 ? b->barriers - 1 : 0;
-    (void)read_until(b, limit, Deadline::never());
-    return !barrier_is_aborted(b);
+    return wait_for(b, Wait::sync_next, Deadline::never()) > 0;
 }
 
 bool barrier_sync(Barrier *b) {
-    if (!role_is_set(b) || barrier_is_aborted(b)) return false;
-    (void)read_until(b, 0, Deadline::never());
-    return !barrier_is_aborted(b);
+    return wait_for(b, Wait::sync, Deadline::never()) > 0;
+}
+
+int barrier_wait_next_timeout(Barrier *b, uint64_t timeout_usec) {
+    return wait_for(b, Wait::next, Deadline::after(timeout_usec));
+}
+
+int barrier_wait_abortion_timeout(Barrier *b, uint64_t timeout_usec) {
+    return wait_for(b, Wait::abortion, Deadline::after(timeout_usec));
+}
+
+int barrier_sync_next_timeout(Barrier *b, uint64_t timeout_usec) {
+    return wait_for(b, Wait::sync_next, Deadline::after(timeout_usec));
+}
+
+int barrier_sync_timeout(Barrier *b, uint64_t timeout_usec) {
+    return wait_for(b, Wait::sync, Deadline::after(timeout_usec));
+}
+
+int barrier_get_pollfds(const Barrier *b, struct pollfd ret[2]) {
+    if (!role_is_set(b)) return -EBADF;
+    ret[0] = pollfd{.fd = b->them, .events = POLLIN, .revents = 0};
+    /* -1 after an I/O error closed the pipe end: poll() skips it. */
+    ret[1] = pollfd{.fd = pipe_end(b), .events = POLLHUP, .revents = 0};
+    return 0;
 }
 
 bool barrier_place_and_sync(Barrier *b) {
@@ -244,6 +315,273 @@ bool barrier_we_aborted(const Barrier *b) {
 
 bool barrier_is_aborted(const Barrier *b) {
     return barrier_i_aborted(b) || barrier_they_aborted(b);
+}
+
+}  // extern "C"
+
+/* ---- across execve() ----
+ *
+ * The record, version 1, one line of ASCII:
+ *
+ *   ipcbarrier1 pid=P role=R me=M them=T pipe=F n=N state=S
+ *
+ * P: the pid it is meant for (decimal, > 0); R: parent or child; M, T, F:
+ * the eventfd written, the eventfd read, the pipe end kept (decimal fds);
+ * N: the counter (signed decimal, 0 unless S is none); S: none, i, they or
+ * we (who has aborted). Numbers have no sign (but N's '-'), no leading
+ * zeros, no spaces; fields come in this order, separated by one space,
+ * with nothing after the last. */
+
+namespace {
+
+constexpr char RECORD_MAGIC[] = "ipcbarrier1";
+
+/* An append-only writer into a fixed buffer, async-signal-safe. */
+struct RecordWriter {
+    char *buf;
+    size_t size;
+    size_t len = 0;
+    bool overflow = false;
+
+    void put(const char *s) {
+        for (; *s; s++) {
+            if (len + 1 >= size) {
+                overflow = true;
+                return;
+            }
+            buf[len++] = *s;
+        }
+    }
+    void put_u64(uint64_t v) {
+        char digits[21];
+        size_t n = 0;
+        do {
+            digits[n++] = static_cast<char>('0' + v % 10);
+            v /= 10;
+        } while (v);
+        char out[22];
+        for (size_t i = 0; i < n; i++) out[i] = digits[n - 1 - i];
+        out[n] = '\0';
+        put(out);
+    }
+    void put_i64(int64_t v) {
+        if (v < 0) {
+            put("-");
+            put_u64(static_cast<uint64_t>(-(v + 1)) + 1); /* no overflow at INT64_MIN */
+        } else {
+            put_u64(static_cast<uint64_t>(v));
+        }
+    }
+};
+
+const char *state_name(const Barrier *b) {
+    if (barrier_we_aborted(b)) return "we";
+    if (barrier_i_aborted(b)) return "i";
+    if (barrier_they_aborted(b)) return "they";
+    return "none";
+}
+
+/* Formats the record; changes nothing. Returns its length or -errno. */
+int format_record(const Barrier *b, char *buf, size_t size) {
+    if (!role_is_set(b) || pipe_end(b) < 0) return -EBADF;
+    RecordWriter w{buf, size};
+    w.put(RECORD_MAGIC);
+    w.put(" pid=");
+    w.put_u64(static_cast<uint64_t>(getpid()));
+    w.put(b->pipe[0] >= 0 ? " role=parent" : " role=child");
+    w.put(" me=");
+    w.put_u64(static_cast<uint64_t>(b->me));
+    w.put(" them=");
+    w.put_u64(static_cast<uint64_t>(b->them));
+    w.put(" pipe=");
+    w.put_u64(static_cast<uint64_t>(pipe_end(b)));
+    w.put(" n=");
+    w.put_i64(barrier_is_aborted(b) ? 0 : b->barriers);
+    w.put(" state=");
+    w.put(state_name(b));
+    if (w.overflow || size == 0) return -ENOBUFS;
+    buf[w.len] = '\0';
+    return static_cast<int>(w.len);
+}
+
+/* Sets or clears close-on-exec on the three fds a side holds; on failure
+ * puts back what it changed. */
+int set_cloexec(const Barrier *b, bool on) {
+    const int fds[3] = {b->me, b->them, pipe_end(b)};
+    for (int i = 0; i < 3; i++) {
+        int r = ipcbarrier::fd_set_cloexec(BorrowedFd(fds[i]), on);
+        if (r < 0) {
+            while (i-- > 0) (void)ipcbarrier::fd_set_cloexec(BorrowedFd(fds[i]), !on);
+            return r;
+        }
+    }
+    return 0;
+}
+
+/* A strict reader: every accessor fails on anything but the exact form. */
+struct RecordReader {
+    const char *p;
+
+    bool literal(const char *s) {
+        size_t n = strlen(s);
+        if (strncmp(p, s, n) != 0) return false;
+        p += n;
+        return true;
+    }
+    bool u64(uint64_t max, uint64_t *ret) {
+        if (*p < '0' || *p > '9') return false;
+        if (*p == '0' && p[1] >= '0' && p[1] <= '9') return false; /* leading zero */
+        uint64_t v = 0;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            unsigned d = static_cast<unsigned>(*p - '0');
+            if (v > (max - d) / 10) return false;
+            v = v * 10 + d;
+        }
+        *ret = v;
+        return true;
+    }
+    bool fd(int *ret) {
+        uint64_t v;
+        if (!u64(INT_MAX, &v)) return false;
+        *ret = static_cast<int>(v);
+        return true;
+    }
+    bool i64(int64_t *ret) {
+        bool negative = literal("-");
+        uint64_t v;
+        if (!u64(negative ? static_cast<uint64_t>(INT64_MAX) + 1 : INT64_MAX, &v)) return false;
+        if (negative && v == 0) return false; /* "-0" */
+        *ret = negative ? static_cast<int64_t>(~v + 1) : static_cast<int64_t>(v);
+        return true;
+    }
+};
+
+bool is_eventfd(int fd) {
+    char path[32] = "/proc/self/fd/";
+    RecordWriter w{path, sizeof path, strlen(path)};
+    w.put_u64(static_cast<uint64_t>(fd));
+    path[w.len] = '\0';
+    char target[32];
+    ssize_t n = readlink(path, target, sizeof target);
+    if (n >= 0) return n == 20 && memcmp(target, "anon_inode:[eventfd]", 20) == 0;
+    /* Without /proc only the inode type is known: an anonymous inode. */
+    struct stat st;
+    return errno == ENOENT && access("/proc/self/fd", F_OK) < 0 && fstat(fd, &st) == 0 &&
+           (st.st_mode & S_IFMT) == 0;
+}
+
+int check_fd(int fd, bool eventfd, int access_mode) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -EBADF;
+    if (eventfd) {
+        /* The waits rely on reads that do not block. */
+        if (!(flags & O_NONBLOCK) || !is_eventfd(fd)) return -EBADFD;
+        return 0;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) return -errno;
+    if (!S_ISFIFO(st.st_mode) || (flags & O_ACCMODE) != access_mode) return -EBADFD;
+    return 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+int barrier_serialize(Barrier *b, char *buf, size_t size) {
+    int len = format_record(b, buf, size);
+    if (len < 0) return len;
+    int r = set_cloexec(b, false);
+    if (r < 0) return r;
+    return len;
+}
+
+int barrier_serialize_env(Barrier *b, const char *name) {
+    if (!name) name = BARRIER_ENV;
+    if (!*name || strchr(name, '=')) return -EINVAL;
+    char record[BARRIER_RECORD_MAX];
+    int r = format_record(b, record, sizeof record);
+    if (r < 0) return r;
+    /* close-on-exec first: it can be put back, an overwritten variable
+     * cannot */
+    r = set_cloexec(b, false);
+    if (r < 0) return r;
+    if (setenv(name, record, 1) < 0) {
+        r = -errno;
+        (void)set_cloexec(b, true);
+        return r;
+    }
+    return 0;
+}
+
+int barrier_deserialize(Barrier *ret, const char *record, pid_t owner) {
+    /* NULL as from getenv() of an unset variable */
+    if (!record) return -ENOENT;
+    if (owner < 0) return -EINVAL;
+    if (strnlen(record, BARRIER_RECORD_MAX) >= BARRIER_RECORD_MAX) return -E2BIG;
+
+    RecordReader in{record};
+    uint64_t pid;
+    bool child;
+    Barrier b BARRIER_NULL;
+    int pipe_fd;
+    int64_t n;
+
+    if (!in.literal(RECORD_MAGIC) || !in.literal(" pid=") || !in.u64(INT_MAX, &pid) || pid == 0)
+        return -EINVAL;
+    if (in.literal(" role=parent"))
+        child = false;
+    else if (in.literal(" role=child"))
+        child = true;
+    else
+        return -EINVAL;
+    if (!in.literal(" me=") || !in.fd(&b.me) || !in.literal(" them=") || !in.fd(&b.them) ||
+        !in.literal(" pipe=") || !in.fd(&pipe_fd) || !in.literal(" n=") || !in.i64(&n) ||
+        !in.literal(" state="))
+        return -EINVAL;
+    bool aborted = true;
+    if (in.literal("none")) {
+        aborted = false;
+        b.barriers = n;
+    } else if (in.literal("i")) {
+        b.barriers = I_ABORTED;
+    } else if (in.literal("they")) {
+        b.barriers = THEY_ABORTED;
+    } else if (in.literal("we")) {
+        b.barriers = WE_ABORTED;
+    } else {
+        return -EINVAL;
+    }
+    if (*in.p != '\0') return -EINVAL;
+    /* An aborted side has no count; a count never reaches the states. */
+    if (aborted ? n != 0 : n < COUNT_FLOOR) return -EINVAL;
+    if (b.me == b.them || b.me == pipe_fd || b.them == pipe_fd) return -EINVAL;
+
+    if (static_cast<pid_t>(pid) != (owner != 0 ? owner : getpid())) return -ESRCH;
+
+    int r = check_fd(b.me, true, 0);
+    if (r == 0) r = check_fd(b.them, true, 0);
+    if (r == 0) r = check_fd(pipe_fd, false, child ? O_WRONLY : O_RDONLY);
+    if (r < 0) return r;
+
+    b.pipe[child ? 1 : 0] = pipe_fd;
+    r = set_cloexec(&b, true);
+    if (r < 0) return r;
+    *ret = b;
+    return 0;
+}
+
+int barrier_deserialize_env(Barrier *ret, const char *name) {
+    if (!name) name = BARRIER_ENV;
+    if (!*name || strchr(name, '=')) return -EINVAL;
+    /* Like secure_getenv(), but telling "ignored" apart from "unset". */
+    if (getauxval(AT_SECURE)) return -EPERM;
+    const char *record = getenv(name);
+    if (!record) return -ENOENT;
+    int r = barrier_deserialize(ret, record, 0);
+    if (r < 0) return r;
+    (void)unsetenv(name);
+    return 0;
 }
 
 }  // extern "C"

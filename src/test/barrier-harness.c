@@ -10,14 +10,18 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "test-util.h"
+
+#include <ipcbarrier/barrier.h> /* BARRIER_ENV, BARRIER_RECORD_MAX */
 
 /* How a case is played. The test process is the conductor: it creates the
  * barrier, forks the two sides (P takes the parent role, C the child role),
@@ -49,7 +53,27 @@ typedef enum {
     OP_EXEC = 'e',       /* execve() a stand-in; it answers 'E' */
     OP_HANDLER = 'h',    /* SIGUSR1 handler that answers 'S'; arg: SA_RESTART or 0 */
     OP_ROUNDS = 'r',     /* arg rounds of place_and_sync; '1' if all were true */
+    /* The waits with a limit of arg ms (TIMEOUT_NONE: none); they answer
+     * '1', '0', 'T' for -ETIMEDOUT, 'e' for another error. */
+    OP_WAIT_NEXT_T = 'W',
+    OP_WAIT_ABORTION_T = 'X',
+    OP_SYNC_NEXT_T = 'N',
+    OP_SYNC_T = 'Y',
+    /* sync with a limit of arg ms while SIGALRM arrives every millisecond:
+     * 'T' if it timed out, no sooner than arg ms, after >= 1 signal. */
+    OP_SYNC_T_SIGNALED = 'g',
+    /* wait_next driven by poll() on get_pollfds() and zero-limit waits */
+    OP_POLL_WAIT_NEXT = 'l',
+    /* hand the barrier across execve(): arg 0 through the environment,
+     * 1 through an envp built by the async-signal-safe serializer; the
+     * re-executed side answers 'R' once it took the barrier over */
+    OP_EXEC_SERIALIZED = 'z',
+    /* serialize into the environment, then a forked grandchild that
+     * inherits it tries to take it over: '1' if refused with -ESRCH */
+    OP_GRANDCHILD = 'k',
 } Op;
+
+#define TIMEOUT_NONE UINT32_MAX
 
 enum { PRED_I = 1, PRED_THEY = 2, PRED_WE = 4, PRED_IS = 8 };
 
@@ -81,6 +105,7 @@ typedef struct {
 #define START_ARG(side, op, arg) {STEP_START, side, op, arg, 0}
 #define RESULT(side, expect) {STEP_RESULT, side, 0, 0, (expect) ? '1' : '0'}
 #define BLOCKS(side, op) {STEP_BLOCKS, side, op, 0, 0}
+#define BLOCKS_TIMED(side, op, ms) {STEP_BLOCKS, side, op, ms, 0}
 #define STILL_BLOCKED(side) {STEP_STILL, side, 0, 0, 0}
 #define PREDICATES(side, bits) {STEP_DO, side, OP_PREDICATES, 0, '0' + (bits)}
 #define DESTROY(side) {STEP_DO, side, OP_DESTROY, 0, 'd'}
@@ -90,6 +115,8 @@ typedef struct {
 #define ALIVE(side) {STEP_ALIVE, side, 0, 0, 0}
 #define HANDLER(side, flags) {STEP_DO, side, OP_HANDLER, flags, 'h'}
 #define SIGNALS(side, n) {STEP_SIGNALS, side, 0, n, 0}
+#define TIMED(side, op, ms, answer) {STEP_DO, side, op, ms, answer}
+#define EXEC_SERIALIZED(side, how) {STEP_EXEC, side, OP_EXEC_SERIALIZED, how, 'R'}
 /* clang-format on */
 
 typedef struct {
@@ -188,6 +215,50 @@ static const BarrierCase cases[] = {
       DO(P, OP_PLACE, true), RESULT(C, true), BLOCKS(C, OP_WAIT_ABORTION), SIGNALS(C, 200),
       STILL_BLOCKED(C), EXIT(P), RESULT(C, true)}},
 
+    /* Waits with a limit, and event loops. */
+    {"timeout-is-not-an-abortion",
+     {TIMED(C, OP_WAIT_NEXT_T, 0, 'T'), PREDICATES(C, 0), DO(P, OP_PLACE, true),
+      TIMED(C, OP_WAIT_NEXT_T, 0, '1'), TIMED(C, OP_SYNC_T, 0, '1'), DO(C, OP_PLACE, true),
+      DO(C, OP_PLACE, true), TIMED(C, OP_SYNC_T, 0, 'T'), TIMED(C, OP_SYNC_NEXT_T, 0, 'T'),
+      PREDICATES(C, 0), DO(P, OP_PLACE, true), TIMED(C, OP_SYNC_T, 0, '1'),
+      TIMED(C, OP_WAIT_ABORTION_T, 0, 'T'), DO(P, OP_ABORT, true),
+      TIMED(C, OP_WAIT_ABORTION_T, 0, '1'), TIMED(C, OP_SYNC_T, 0, '0')}},
+    {"timeout-expires-while-peer-idle",
+     {DO(C, OP_PLACE, true), TIMED(C, OP_SYNC_T, 50, 'T'), TIMED(C, OP_WAIT_NEXT_T, 50, 'T'),
+      TIMED(C, OP_WAIT_ABORTION_T, 50, 'T'), DO(P, OP_PLACE, true),
+      TIMED(C, OP_SYNC_T, TIMEOUT_NONE, '1'), EXIT(P), TIMED(C, OP_WAIT_ABORTION_T, 50, '1'),
+      TIMED(C, OP_SYNC_NEXT_T, TIMEOUT_NONE, '0')}},
+    {"timed-wait-blocks-until-released",
+     {HANDLER(C, 0), DO(C, OP_PLACE, true), BLOCKS_TIMED(C, OP_SYNC_T, 3600000), SIGNALS(C, 100),
+      STILL_BLOCKED(C), DO(P, OP_PLACE, true), RESULT(C, true),
+      BLOCKS_TIMED(C, OP_WAIT_ABORTION_T, TIMEOUT_NONE), DO(P, OP_ABORT, true), RESULT(C, true)}},
+    {"signals-neither-shorten-nor-lengthen-a-timeout",
+     {DO(C, OP_PLACE, true), TIMED(C, OP_SYNC_T_SIGNALED, 100, 'T'), DO(P, OP_PLACE, true),
+      TIMED(C, OP_SYNC_T, 0, '1')}},
+    {"event-loop-drives-a-wait",
+     {BLOCKS(C, OP_POLL_WAIT_NEXT), DO(P, OP_PLACE, true), RESULT(C, true), DO(P, OP_PLACE, true),
+      DO(P, OP_PLACE, true), DO(C, OP_POLL_WAIT_NEXT, true), BLOCKS(C, OP_POLL_WAIT_NEXT), EXIT(P),
+      RESULT(C, false)}},
+
+    /* The barrier handed across execve(). */
+    {"execve-handover-through-environment",
+     {DO(C, OP_PLACE, true), DO(P, OP_PLACE, true), EXEC_SERIALIZED(C, 0), ALIVE(C),
+      DO(C, OP_SYNC, true), DO(P, OP_SYNC, true), START(P, OP_PLACE_AND_SYNC),
+      DO(C, OP_PLACE_AND_SYNC, true), RESULT(P, true), DO(C, OP_PLACE, true), EXIT(C),
+      DO(P, OP_WAIT_NEXT, true), DO(P, OP_WAIT_NEXT, false)}},
+    {"execve-handover-through-envp-by-parent-side",
+     {DO(P, OP_PLACE, true), DO(P, OP_PLACE, true), EXEC_SERIALIZED(P, 1),
+      DO(C, OP_WAIT_NEXT, true), BLOCKS(P, OP_SYNC), DO(C, OP_PLACE, true), STILL_BLOCKED(P),
+      DO(C, OP_PLACE, true), RESULT(P, true), EXEC_SERIALIZED(P, 1), DO(P, OP_PLACE, true), EXIT(P),
+      DO(C, OP_WAIT_NEXT, true), DO(C, OP_WAIT_NEXT, false)}},
+    {"execve-handover-keeps-abortion",
+     {DO(C, OP_ABORT, true), EXEC_SERIALIZED(C, 0), PREDICATES(C, PRED_I | PRED_IS),
+      DO(C, OP_PLACE, false), DO(P, OP_WAIT_NEXT, false), BLOCKS(C, OP_WAIT_ABORTION),
+      DO(P, OP_ABORT, false), RESULT(C, false),
+      PREDICATES(C, PRED_I | PRED_THEY | PRED_WE | PRED_IS)}},
+    {"handover-refused-to-grandchild",
+     {DO(C, OP_GRANDCHILD, true), DO(C, OP_PLACE, true), DO(P, OP_WAIT_NEXT, true)}},
+
     {"place-and-sync-rounds",
      {START_ARG(P, OP_ROUNDS, 0), START_ARG(C, OP_ROUNDS, 0), RESULT(P, true), RESULT(C, true)}},
 };
@@ -200,6 +271,7 @@ typedef struct {
 } Command;
 
 static int side_answer_fd = -1;
+static const char *self_exe; /* the test binary, for the sides' execve() */
 
 static void on_sigusr1(int sig) {
     (void)sig;
@@ -214,13 +286,105 @@ typedef struct {
     int answer_fd; /* write answers here */
     char *exec_argv[5];
     char exec_args[2][16];
+    char **exec_envp; /* environ plus env_slot, for the envp hand-over */
+    char env_slot[sizeof BARRIER_ENV "=" + BARRIER_RECORD_MAX];
 } SideIo;
 
-static void side_run(const BarrierBackend *be, void *b, bool child, const SideIo *io,
-                     unsigned rounds) {
-    side_answer_fd = io->answer_fd;
-    if (be->set_role(b, child) < 0) child_fail("set_role failed");
+static volatile sig_atomic_t alarms;
 
+static void on_sigalrm(int sig) {
+    (void)sig;
+    alarms++;
+}
+
+static uint64_t now_usec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static char timed_answer(int r) {
+    if (r == 1) return '1';
+    if (r == 0) return '0';
+    if (r == -ETIMEDOUT) return 'T';
+    return 'e';
+}
+
+static uint64_t arg_usec(uint32_t ms) {
+    return ms == TIMEOUT_NONE ? UINT64_MAX : (uint64_t)ms * 1000u;
+}
+
+static char sync_timed_under_signals(const BarrierBackend *be, void *b, uint32_t ms) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigalrm; /* no SA_RESTART: every alarm interrupts */
+    if (sigaction(SIGALRM, &sa, NULL) < 0) child_fail("sigaction");
+    struct itimerval every_ms = {{0, 1000}, {0, 1000}}, off;
+    memset(&off, 0, sizeof off);
+    alarms = 0;
+    uint64_t start = now_usec();
+    if (setitimer(ITIMER_REAL, &every_ms, NULL) < 0) child_fail("setitimer");
+    int r = be->sync_timeout(b, arg_usec(ms));
+    uint64_t elapsed = now_usec() - start;
+    if (setitimer(ITIMER_REAL, &off, NULL) < 0) child_fail("setitimer");
+    if (r != -ETIMEDOUT) return timed_answer(r);
+    if (elapsed < arg_usec(ms)) child_fail("the signals shortened the timeout");
+    if (alarms == 0) child_fail("no signal arrived during the wait");
+    return 'T';
+}
+
+static char poll_wait_next(const BarrierBackend *be, void *b) {
+    for (;;) {
+        struct pollfd pfd[2];
+        if (be->get_pollfds(b, pfd) < 0) child_fail("get_pollfds");
+        if (poll(pfd, 2, -1) < 0 && errno != EINTR) child_fail("poll");
+        int r = be->wait_next_timeout(b, 0);
+        if (r != -ETIMEDOUT) return timed_answer(r);
+    }
+}
+
+static char grandchild_is_refused(const BarrierBackend *be, void *b) {
+    void *mine = be->alloc();
+    if (be->serialize_env(b, NULL) < 0) child_fail("serialize_env");
+    pid_t pid = fork();
+    if (pid < 0) child_fail("fork");
+    if (pid == 0) {
+        /* The grandchild inherited the variable and the fds. */
+        _exit(be->deserialize_env(mine, NULL) == -ESRCH && getenv(BARRIER_ENV) ? 0 : 1);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) child_fail("waitpid");
+    if (unsetenv(BARRIER_ENV) < 0) child_fail("unsetenv");
+    be->free(mine);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? '1' : '0';
+}
+
+/* Replaces the side's program by a fresh copy of the test binary that
+ * takes the barrier over, through the environment or through envp. */
+__attribute__((noreturn)) static void exec_serialized(const BarrierBackend *be, void *b,
+                                                      const SideIo *io, uint32_t how) {
+    if (fd_set_inheritable(io->cmd_fd) < 0 || fd_set_inheritable(io->answer_fd) < 0)
+        child_fail("cannot make the pipes inheritable");
+    char *argv[5] = {io->exec_argv[0], (char *)"--barrier-exec-serialized", io->exec_argv[2],
+                     io->exec_argv[3], NULL};
+    if (how == 0) {
+        if (be->serialize_env(b, NULL) < 0) child_fail("serialize_env");
+        execv(argv[0], argv);
+    } else {
+        /* The slot was prepared before fork() as "IPCBARRIER=" */
+        char *slot = (char *)io->env_slot;
+        size_t prefix = sizeof BARRIER_ENV;
+        if (be->serialize(b, slot + prefix, sizeof io->env_slot - prefix) < 0)
+            child_fail("serialize");
+        execve(argv[0], argv, io->exec_envp);
+    }
+    child_fail("execve of the test binary failed");
+}
+
+/* Serves the conductor's commands until it closes the command pipe. */
+static void side_loop(const BarrierBackend *be, void *b, const SideIo *io, unsigned rounds) {
+    side_answer_fd = io->answer_fd;
     for (;;) {
         Command cmd;
         ssize_t n = read(io->cmd_fd, &cmd, sizeof cmd);
@@ -279,6 +443,29 @@ static void side_run(const BarrierBackend *be, void *b, bool child, const SideIo
                 answer = 'h';
                 break;
             }
+            case OP_WAIT_NEXT_T:
+                answer = timed_answer(be->wait_next_timeout(b, arg_usec(cmd.arg)));
+                break;
+            case OP_WAIT_ABORTION_T:
+                answer = timed_answer(be->wait_abortion_timeout(b, arg_usec(cmd.arg)));
+                break;
+            case OP_SYNC_NEXT_T:
+                answer = timed_answer(be->sync_next_timeout(b, arg_usec(cmd.arg)));
+                break;
+            case OP_SYNC_T:
+                answer = timed_answer(be->sync_timeout(b, arg_usec(cmd.arg)));
+                break;
+            case OP_SYNC_T_SIGNALED:
+                answer = sync_timed_under_signals(be, b, cmd.arg);
+                break;
+            case OP_POLL_WAIT_NEXT:
+                answer = poll_wait_next(be, b);
+                break;
+            case OP_EXEC_SERIALIZED:
+                exec_serialized(be, b, io, cmd.arg);
+            case OP_GRANDCHILD:
+                answer = grandchild_is_refused(be, b);
+                break;
             case OP_ROUNDS: {
                 unsigned total = cmd.arg ? cmd.arg : rounds;
                 answer = '1';
@@ -296,6 +483,27 @@ static void side_run(const BarrierBackend *be, void *b, bool child, const SideIo
     }
 }
 
+extern char **environ;
+
+/* Everything a side needs after fork(), prepared before it. */
+static void side_io_init(SideIo *io, int cmd_fd, int answer_fd) {
+    io->cmd_fd = cmd_fd;
+    io->answer_fd = answer_fd;
+    snprintf(io->exec_args[0], sizeof io->exec_args[0], "%d", cmd_fd);
+    snprintf(io->exec_args[1], sizeof io->exec_args[1], "%d", answer_fd);
+    io->exec_argv[0] = (char *)self_exe;
+    io->exec_argv[1] = (char *)"--barrier-exec-stand-in";
+    io->exec_argv[2] = io->exec_args[0];
+    io->exec_argv[3] = io->exec_args[1];
+    io->exec_argv[4] = NULL;
+    size_t n = 0;
+    while (environ[n]) n++;
+    io->exec_envp = g_new0(char *, n + 2);
+    memcpy(io->exec_envp, environ, n * sizeof *environ);
+    snprintf(io->env_slot, sizeof io->env_slot, "%s=", BARRIER_ENV);
+    io->exec_envp[n] = io->env_slot;
+}
+
 /* ---- the conductor ---- */
 
 typedef struct {
@@ -307,8 +515,6 @@ typedef struct {
     bool gone;
     int pending_op;
 } Side;
-
-static const char *self_exe;
 
 static const char *side_name(int side) {
     return side == P ? "parent side" : "child side";
@@ -406,16 +612,7 @@ static void run_case(gconstpointer data) {
         memset(&sides[i], 0, sizeof sides[i]);
         sides[i].cmd_fd = pipes[i][0][1];
         sides[i].answer_fd = pipes[i][1][0];
-        io[i].cmd_fd = pipes[i][0][0];
-        io[i].answer_fd = pipes[i][1][1];
-        /* Everything the stand-in needs, prepared before fork(). */
-        snprintf(io[i].exec_args[0], sizeof io[i].exec_args[0], "%d", io[i].cmd_fd);
-        snprintf(io[i].exec_args[1], sizeof io[i].exec_args[1], "%d", io[i].answer_fd);
-        io[i].exec_argv[0] = (char *)self_exe;
-        io[i].exec_argv[1] = (char *)"--barrier-exec-stand-in";
-        io[i].exec_argv[2] = io[i].exec_args[0];
-        io[i].exec_argv[3] = io[i].exec_args[1];
-        io[i].exec_argv[4] = NULL;
+        side_io_init(&io[i], pipes[i][0][0], pipes[i][1][1]);
     }
 
     pid_t conductor = getpid();
@@ -433,7 +630,8 @@ static void run_case(gconstpointer data) {
                     close(pipes[j][1][1]);
                 }
             }
-            side_run(be, b, i == C, &io[i], rounds);
+            if (be->set_role(b, i == C) < 0) child_fail("set_role failed");
+            side_loop(be, b, &io[i], rounds);
             _exit(0);
         }
         sides[i].pid = pid;
@@ -489,8 +687,8 @@ static void run_case(gconstpointer data) {
                 reap(s, st->side, SIGKILL);
                 break;
             case STEP_EXEC:
-                send_command(s, OP_EXEC, 0);
-                got = read_answer(s, st->side, OP_EXEC);
+                send_command(s, st->op, st->arg);
+                got = read_answer(s, st->side, st->op);
                 g_assert_cmpint(got, ==, st->expect);
                 break;
             case STEP_ALIVE:
@@ -519,6 +717,7 @@ static void run_case(gconstpointer data) {
         if (!sides[i].gone) reap(&sides[i], i, 0);
         close(sides[i].answer_fd);
         if (sides[i].pidfd >= 0) close(sides[i].pidfd);
+        g_free(io[i].exec_envp);
     }
     fd_snapshot(&after);
     g_assert_cmpint(fd_snapshot_diff(&before, &after), ==, -1);
@@ -595,23 +794,44 @@ static void test_emfile(gconstpointer data) {
 
 /* ---- registration ---- */
 
-void harness_handle_exec(int argc, char **argv) {
-    if (argc == 4 && strcmp(argv[1], "--barrier-exec-stand-in") == 0) {
-        /* A side that called execve(): say so, then idle until told to go. */
-        int cmd_fd = atoi(argv[2]);
-        int answer_fd = atoi(argv[3]);
-        char c = 'E';
-        if (write(answer_fd, &c, 1) != 1) _exit(4);
-        while (read(cmd_fd, &c, 1) < 0 && errno == EINTR) {
-        }
-        _exit(0);
-    }
+void harness_handle_exec(int argc, char **argv, const BarrierBackend *be) {
     static char path[PATH_MAX];
     if (!realpath(argv[0], path)) {
         perror("realpath");
         exit(1);
     }
     self_exe = path;
+    if (argc != 4) return;
+
+    int cmd_fd = atoi(argv[2]);
+    int answer_fd = atoi(argv[3]);
+    if (strcmp(argv[1], "--barrier-exec-stand-in") == 0) {
+        /* A side that called execve() on its barrier: say so, then idle
+         * until told to go. */
+        char c = 'E';
+        if (write(answer_fd, &c, 1) != 1) _exit(4);
+        while (read(cmd_fd, &c, 1) < 0 && errno == EINTR) {
+        }
+        _exit(0);
+    }
+    if (strcmp(argv[1], "--barrier-exec-serialized") == 0) {
+        /* A side that handed its barrier over: take it and go on. */
+        SideIo io;
+        side_io_init(&io, cmd_fd, answer_fd);
+        if (fcntl(cmd_fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(answer_fd, F_SETFD, FD_CLOEXEC) < 0)
+            child_fail("fcntl");
+        void *b = be->alloc();
+        int r = be->deserialize_env(b, NULL);
+        if (r < 0) {
+            fprintf(stderr, "deserialize_env: %s\n", strerror(-r));
+            child_fail("the re-executed side could not take the barrier over");
+        }
+        if (getenv(BARRIER_ENV)) child_fail("the record was left in the environment");
+        char c = 'R';
+        if (write(answer_fd, &c, 1) != 1) _exit(4);
+        side_loop(be, b, &io, ROUNDS_QUICK);
+        _exit(0);
+    }
 }
 
 void harness_add_tests(const BarrierBackend *be, const char *prefix) {

@@ -6,7 +6,10 @@
  * API or the C++ API) and registers the same cases, so both interfaces are
  * proven against one table. */
 
+#include <poll.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -32,14 +35,24 @@ typedef struct BarrierBackend {
     bool (*they_aborted)(const void *b);
     bool (*we_aborted)(const void *b);
     bool (*is_aborted)(const void *b);
+    /* The waits with a limit; UINT64_MAX is no limit. 1, 0 or -errno. */
+    int (*wait_next_timeout)(void *b, uint64_t usec);
+    int (*wait_abortion_timeout)(void *b, uint64_t usec);
+    int (*sync_next_timeout)(void *b, uint64_t usec);
+    int (*sync_timeout)(void *b, uint64_t usec);
+    int (*get_pollfds)(const void *b, struct pollfd ret[2]);
+    int (*serialize)(void *b, char *buf, size_t size);
+    int (*serialize_env)(void *b, const char *name);
+    int (*deserialize_env)(void *b, const char *name); /* into an empty b */
 } BarrierBackend;
 
 /* Registers every case under prefix (e.g. "/barrier"). */
 void harness_add_tests(const BarrierBackend *backend, const char *prefix);
 
-/* Must be called first in main(): when the binary was re-executed as the
- * stand-in for a side that called execve(), it runs that role and exits. */
-void harness_handle_exec(int argc, char **argv);
+/* Must be called first in main(): when the binary was re-executed by a side
+ * that called execve(), it plays that side's part (with backend) and
+ * exits. */
+void harness_handle_exec(int argc, char **argv, const BarrierBackend *backend);
 
 #ifdef __cplusplus
 }

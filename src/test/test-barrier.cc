@@ -3,6 +3,8 @@
  * barrier-harness.c), plus what only the C++ interface has. */
 
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <utility>
 
 #include <fcntl.h>
@@ -48,6 +50,33 @@ const BarrierBackend cxx_backend = {
     .they_aborted = [](const void *b) { return as(b)->they_aborted(); },
     .we_aborted = [](const void *b) { return as(b)->we_aborted(); },
     .is_aborted = [](const void *b) { return as(b)->is_aborted(); },
+    /* Both C++ forms are used: Deadline where there is no limit, durations
+     * for the rest. */
+    .wait_next_timeout =
+        [](void *b, uint64_t usec) {
+            return usec == UINT64_MAX ? as(b)->wait_next_until(ipcbarrier::Deadline::never())
+                                      : as(b)->wait_next_for(std::chrono::microseconds(usec));
+        },
+    .wait_abortion_timeout =
+        [](void *b, uint64_t usec) {
+            return usec == UINT64_MAX ? as(b)->wait_abortion_until(ipcbarrier::Deadline::never())
+                                      : as(b)->wait_abortion_for(std::chrono::microseconds(usec));
+        },
+    .sync_next_timeout =
+        [](void *b, uint64_t usec) {
+            return usec == UINT64_MAX ? as(b)->sync_next_until(ipcbarrier::Deadline::never())
+                                      : as(b)->sync_next_for(std::chrono::microseconds(usec));
+        },
+    .sync_timeout =
+        [](void *b, uint64_t usec) {
+            return usec == UINT64_MAX ? as(b)->sync_until(ipcbarrier::Deadline::never())
+                                      : as(b)->sync_until(ipcbarrier::Deadline::after(usec));
+        },
+    .get_pollfds = [](const void *b, struct pollfd ret[2]) { return as(b)->get_pollfds(ret); },
+    .serialize = [](void *b, char *buf, size_t size) { return as(b)->serialize(buf, size); },
+    .serialize_env = [](void *b, const char *name) { return as(b)->serialize_env(name); },
+    .deserialize_env = [](void *b,
+                          const char *name) { return Barrier::deserialize_env(as(b), name); },
 };
 
 bool fd_open(int fd) {
@@ -104,12 +133,58 @@ void test_cxx_ownership() {
     g_assert_cmpint(fd_snapshot_diff(&before, &after), ==, -1);
 }
 
+/* The record round trip through the C++ interface, in a child: the copy
+ * shares the original's fds, and only _exit() keeps two owners from
+ * closing them twice. */
+void test_cxx_record() {
+    pid_t pid = fork();
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        Barrier a, b;
+        char record[BARRIER_RECORD_MAX];
+        if (Barrier::create(&a) < 0 || a.set_role(BarrierRole::child) < 0)
+            child_fail("create failed");
+        if (!a.place()) child_fail("place failed");
+        if (a.serialize(record, 4) != -ENOBUFS) child_fail("a short buffer was accepted");
+        if (a.serialize(record, sizeof record) <= 0) child_fail("serialize failed");
+        if (Barrier::deserialize(&b, "ipcbarrier1", 0) != -EINVAL || b.valid())
+            child_fail("a malformed record was accepted");
+        if (Barrier::deserialize(&b, record, getppid()) != -ESRCH || b.valid())
+            child_fail("a record for another process was accepted");
+        if (Barrier::deserialize(&b, record) != 0 || !b.valid())
+            child_fail("the record was refused");
+        if (a.serialize_env() < 0) child_fail("serialize_env failed");
+        if (Barrier::deserialize_env(&b) != 0 || getenv(BARRIER_ENV))
+            child_fail("deserialize_env failed");
+        _exit(0);
+    }
+    g_assert_cmpint(wait_exit_status(pid), ==, 0);
+}
+
+/* usec_from_duration(): rounded up, clamped at both ends. */
+void test_cxx_durations() {
+    using namespace std::chrono_literals;
+    using ipcbarrier::usec_from_duration;
+    using ipcbarrier::USEC_INFINITY;
+    g_assert_cmpuint(usec_from_duration(0s), ==, 0);
+    g_assert_cmpuint(usec_from_duration(-5ms), ==, 0);
+    g_assert_cmpuint(usec_from_duration(1ns), ==, 1);
+    g_assert_cmpuint(usec_from_duration(1001ns), ==, 2);
+    g_assert_cmpuint(usec_from_duration(3ms), ==, 3000);
+    g_assert_cmpuint(usec_from_duration(std::chrono::duration<double>(0.5)), ==, 500000);
+    g_assert_cmpuint(usec_from_duration(std::chrono::hours::max()), ==, USEC_INFINITY);
+    g_assert_cmpuint(usec_from_duration(std::chrono::nanoseconds::max()), ==,
+                     static_cast<uint64_t>(std::chrono::nanoseconds::max().count() / 1000 + 1));
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
-    harness_handle_exec(argc, argv);
+    harness_handle_exec(argc, argv, &cxx_backend);
     g_test_init(&argc, &argv, nullptr);
     harness_add_tests(&cxx_backend, "/barrier");
     g_test_add_func("/barrier/cxx-ownership", test_cxx_ownership);
+    g_test_add_func("/barrier/cxx-record", test_cxx_record);
+    g_test_add_func("/barrier/cxx-durations", test_cxx_durations);
     return g_test_run();
 }

@@ -11,8 +11,11 @@
  * once either side has aborted, explicitly with barrier_abort() or
  * implicitly by exiting, calling execve() or destroying its barrier. */
 
+#include <poll.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <ipcbarrier/export.h>
 
@@ -97,6 +100,75 @@ IPCBARRIER_EXPORT bool barrier_sync(Barrier *b);
 /* barrier_place() followed by barrier_sync(); returns what the sync
  * returns. */
 IPCBARRIER_EXPORT bool barrier_place_and_sync(Barrier *b);
+
+/* The waits with a time limit. timeout_usec is measured on the monotonic
+ * clock from the call; UINT64_MAX means no limit, 0 means "look, but do
+ * not block". Each returns 1 where the plain call returns true, 0 where it
+ * returns false (an abortion), -ETIMEDOUT when the time ran out first,
+ * -EBADF for a barrier whose role is not set, or the -errno of an I/O error
+ * (which, as with the plain calls, makes both sides aborted). A timeout is
+ * not an abortion: it changes nothing but what was consumed, and the same
+ * wait may be called again. Signals neither shorten nor lengthen it. */
+IPCBARRIER_EXPORT int barrier_wait_next_timeout(Barrier *b, uint64_t timeout_usec);
+IPCBARRIER_EXPORT int barrier_sync_next_timeout(Barrier *b, uint64_t timeout_usec);
+IPCBARRIER_EXPORT int barrier_sync_timeout(Barrier *b, uint64_t timeout_usec);
+IPCBARRIER_EXPORT int barrier_wait_abortion_timeout(Barrier *b, uint64_t timeout_usec);
+
+/* For event loops: fills ret[0] with the eventfd to watch for POLLIN (the
+ * other side placed or aborted) and ret[1] with the pipe end whose hang-up
+ * or error means the other side is gone (fd -1, which poll() skips, after
+ * an I/O error). When either fires, a wait with timeout 0 consumes what
+ * arrived without blocking. Returns 0, or -EBADF if the role is not set. */
+IPCBARRIER_EXPORT int barrier_get_pollfds(const Barrier *b, struct pollfd ret[2]);
+
+/* Handing a barrier across execve(). The side that is about to execve()
+ * writes its half into a text record (see barrier(3) for the format): its
+ * three fds, its counter and abortion state, its role, and the pid of the
+ * process the record is meant for, the caller itself (execve() keeps the
+ * pid). The program it executes reads the record back and goes on with
+ * the same peer; sync points placed before execve() are still consumed
+ * before the peer's exit is honoured. */
+
+/* The environment variable used when the name given is NULL. */
+#define BARRIER_ENV "IPCBARRIER"
+/* A buffer this large always holds a record and its NUL. */
+#define BARRIER_RECORD_MAX 160
+
+/* Writes the record for b into buf (with its NUL) and clears close-on-exec
+ * on exactly b's three fds, so that they survive execve(). b stays usable,
+ * also if execve() fails. Returns the record's length, -EBADF if b's role
+ * is not set or it lost its pipe to an I/O error, -ENOBUFS if size is too
+ * small (nothing is changed then). Async-signal-safe: for a child between
+ * fork() and execve(), which puts "NAME=record" into its envp itself. */
+IPCBARRIER_EXPORT int barrier_serialize(Barrier *b, char *buf, size_t size);
+
+/* barrier_serialize() into the environment variable name (NULL:
+ * BARRIER_ENV). Returns 0, -EINVAL for a bad name, -ENOMEM, or the errors
+ * of barrier_serialize(); on failure nothing is changed. Uses setenv(3):
+ * not for a child after fork() in a threaded program. */
+IPCBARRIER_EXPORT int barrier_serialize_env(Barrier *b, const char *name);
+
+/* Parses record strictly and fills *ret with the barrier it describes,
+ * after checking that it is meant for the process owner (0: the caller)
+ * and that its fds are open and of the right kinds (non-blocking eventfds,
+ * the pipe end of the recorded role); then sets close-on-exec on them
+ * again. A process may act on a record meant for another, e.g. its parent
+ * shell's (owner = getppid()), which keeps its own copy of the fds.
+ * Returns 0, or, changing nothing: -ENOENT if record is NULL (as getenv()
+ * returns for an unset variable), -EINVAL for a malformed record or a
+ * negative owner, -E2BIG for one of BARRIER_RECORD_MAX bytes or more, -ESRCH if it is meant for
+ * another process, -EBADF if an fd is not open, -EBADFD if an fd is of the
+ * wrong kind or direction. */
+IPCBARRIER_EXPORT int barrier_deserialize(Barrier *ret, const char *record, pid_t owner);
+
+/* barrier_deserialize() of the environment variable name (NULL:
+ * BARRIER_ENV) for the calling process; on success the variable is
+ * removed, so the fds leak no further. Returns 0, -ENOENT if the variable
+ * is not set, -EPERM in a set-user-ID or otherwise secure context (the
+ * variable is ignored there), -EINVAL for a bad name, or the errors of
+ * barrier_deserialize(); on failure nothing is changed. Uses the
+ * environment: not for a child after fork() in a threaded program. */
+IPCBARRIER_EXPORT int barrier_deserialize_env(Barrier *ret, const char *name);
 
 /* Whether this side has aborted (alone or together with the other side). */
 IPCBARRIER_EXPORT bool barrier_i_aborted(const Barrier *b);

@@ -4,7 +4,10 @@
 /* The C++ interface to the barrier (see ipcbarrier-barrier(3)): an owning,
  * move-only wrapper with the semantics of the C interface in barrier.h. */
 
+#include <chrono>
+
 #include <ipcbarrier/barrier.h>
+#include <ipcbarrier/time-util.hh>
 
 namespace ipcbarrier {
 
@@ -58,6 +61,73 @@ class Barrier {
 
     /* Whether the barrier holds its fds (created and not destroyed). */
     [[nodiscard]] bool valid() const noexcept { return b_.me >= 0; }
+
+    /* The waits with a limit: 1 where the plain wait returns true, 0 where
+     * it returns false, -ETIMEDOUT when the deadline passed (nothing is
+     * aborted; the wait may be repeated), another -errno on failure. The
+     * _for variants take any std::chrono duration (rounded up to whole
+     * microseconds), the _until variants a Deadline. */
+    [[nodiscard]] int wait_next_until(Deadline deadline) noexcept {
+        return barrier_wait_next_timeout(&b_, deadline.remaining_usec());
+    }
+    [[nodiscard]] int sync_next_until(Deadline deadline) noexcept {
+        return barrier_sync_next_timeout(&b_, deadline.remaining_usec());
+    }
+    [[nodiscard]] int sync_until(Deadline deadline) noexcept {
+        return barrier_sync_timeout(&b_, deadline.remaining_usec());
+    }
+    [[nodiscard]] int wait_abortion_until(Deadline deadline) noexcept {
+        return barrier_wait_abortion_timeout(&b_, deadline.remaining_usec());
+    }
+    template <class Rep, class Period>
+    [[nodiscard]] int wait_next_for(std::chrono::duration<Rep, Period> timeout) noexcept {
+        return barrier_wait_next_timeout(&b_, usec_from_duration(timeout));
+    }
+    template <class Rep, class Period>
+    [[nodiscard]] int sync_next_for(std::chrono::duration<Rep, Period> timeout) noexcept {
+        return barrier_sync_next_timeout(&b_, usec_from_duration(timeout));
+    }
+    template <class Rep, class Period>
+    [[nodiscard]] int sync_for(std::chrono::duration<Rep, Period> timeout) noexcept {
+        return barrier_sync_timeout(&b_, usec_from_duration(timeout));
+    }
+    template <class Rep, class Period>
+    [[nodiscard]] int wait_abortion_for(std::chrono::duration<Rep, Period> timeout) noexcept {
+        return barrier_wait_abortion_timeout(&b_, usec_from_duration(timeout));
+    }
+
+    /* See barrier_get_pollfds(). */
+    [[nodiscard]] int get_pollfds(struct pollfd ret[2]) const noexcept {
+        return barrier_get_pollfds(&b_, ret);
+    }
+
+    /* Across execve(): see barrier_serialize() and friends. */
+    [[nodiscard]] int serialize(char *buf, size_t size) noexcept {
+        return barrier_serialize(&b_, buf, size);
+    }
+    [[nodiscard]] int serialize_env(const char *name = nullptr) noexcept {
+        return barrier_serialize_env(&b_, name);
+    }
+    /* Fills *ret_barrier (destroying what it held) from record; on failure
+     * *ret_barrier is untouched. */
+    [[nodiscard]] static int deserialize(Barrier *ret_barrier, const char *record,
+                                         pid_t owner = 0) noexcept {
+        ::Barrier b BARRIER_NULL;
+        int r = barrier_deserialize(&b, record, owner);
+        if (r < 0) return r;
+        barrier_destroy(&ret_barrier->b_);
+        ret_barrier->b_ = b;
+        return 0;
+    }
+    [[nodiscard]] static int deserialize_env(Barrier *ret_barrier,
+                                             const char *name = nullptr) noexcept {
+        ::Barrier b BARRIER_NULL;
+        int r = barrier_deserialize_env(&b, name);
+        if (r < 0) return r;
+        barrier_destroy(&ret_barrier->b_);
+        ret_barrier->b_ = b;
+        return 0;
+    }
 
     [[nodiscard]] bool i_aborted() const noexcept { return barrier_i_aborted(&b_); }
     [[nodiscard]] bool they_aborted() const noexcept { return barrier_they_aborted(&b_); }

@@ -3,6 +3,7 @@
 
 /* Monotonic time in microseconds, and deadlines for timed waits. */
 
+#include <chrono>
 #include <cstdint>
 #include <ctime>
 
@@ -24,6 +25,19 @@ inline constexpr usec_t NSEC_PER_USEC = 1000;
 /* a + b, saturating at USEC_INFINITY (so infinity stays infinity). */
 [[nodiscard]] constexpr usec_t usec_add(usec_t a, usec_t b) noexcept {
     return a > USEC_INFINITY - b ? USEC_INFINITY : a + b;
+}
+
+/* A std::chrono duration in microseconds, rounded up (so that a short
+ * positive timeout never becomes "do not block"); 0 for zero or negative
+ * durations, USEC_INFINITY for durations too long to count. */
+template <class Rep, class Period>
+[[nodiscard]] constexpr usec_t usec_from_duration(std::chrono::duration<Rep, Period> d) noexcept {
+    /* long double holds any Rep's range, so nothing here can overflow. */
+    long double us = std::chrono::duration<long double, std::micro>(d).count();
+    if (!(us > 0)) return 0;
+    if (us >= static_cast<long double>(USEC_INFINITY)) return USEC_INFINITY;
+    auto whole = static_cast<usec_t>(us);
+    return static_cast<long double>(whole) < us ? whole + 1 : whole;
 }
 
 /* A point on the monotonic clock after which a wait gives up. */
