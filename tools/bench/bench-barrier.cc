@@ -32,6 +32,7 @@
  * exit status is non-zero only if a measurement itself failed. */
 
 #include <ipcbarrier/barrier.hh>
+#include <ipcbarrier/eventfd-util.hh>
 
 #include <algorithm>
 #include <array>
@@ -47,7 +48,6 @@
 #include <vector>
 
 #include <sched.h>
-#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -255,22 +255,12 @@ bool reap(pid_t pid, uint64_t *ret_cpu_ns) {
     return false;
 }
 
-struct UniqueRawFd {
-    int fd = -1;
-    UniqueRawFd() = default;
-    UniqueRawFd(const UniqueRawFd &) = delete;
-    UniqueRawFd &operator=(const UniqueRawFd &) = delete;
-    ~UniqueRawFd() {
-        if (fd >= 0) close(fd);
-    }
-};
-
 bool measure_raw(uint64_t warmup, uint64_t rounds, Sample *ret) {
-    UniqueRawFd to_child, from_child;
-    to_child.fd = eventfd(0, EFD_CLOEXEC);
-    from_child.fd = eventfd(0, EFD_CLOEXEC);
-    if (to_child.fd < 0 || from_child.fd < 0) {
-        fprintf(stderr, "bench-barrier: eventfd: %s\n", strerror(errno));
+    ipcbarrier::UniqueFd to_child, from_child;
+    int r = ipcbarrier::eventfd_new(ipcbarrier::EventfdMode::blocking, &to_child);
+    if (r >= 0) r = ipcbarrier::eventfd_new(ipcbarrier::EventfdMode::blocking, &from_child);
+    if (r < 0) {
+        fprintf(stderr, "bench-barrier: eventfd: %s\n", strerror(-r));
         return false;
     }
 
@@ -285,7 +275,7 @@ bool measure_raw(uint64_t warmup, uint64_t rounds, Sample *ret) {
     }
     if (pid == 0) {
         child_follow_parent(parent);
-        child_raw(to_child.fd, from_child.fd, warmup + rounds);
+        child_raw(to_child.get(), from_child.get(), warmup + rounds);
     }
 
     bool ok = true;
@@ -296,7 +286,7 @@ bool measure_raw(uint64_t warmup, uint64_t rounds, Sample *ret) {
             switches = context_switches();
             start = now_ns();
         }
-        ok = raw_write(to_child.fd) && parent_raw_read(from_child.fd);
+        ok = raw_write(to_child.get()) && parent_raw_read(from_child.get());
     }
     uint64_t end = now_ns();
     switches = context_switches() - switches;
@@ -305,7 +295,7 @@ bool measure_raw(uint64_t warmup, uint64_t rounds, Sample *ret) {
         fprintf(stderr, "bench-barrier: raw: round trip failed\n");
         /* Tell a child that is still waiting, in case it is. */
         uint64_t stop = 2;
-        (void)!write(to_child.fd, &stop, sizeof stop);
+        (void)!write(to_child.get(), &stop, sizeof stop);
     }
     uint64_t child_cpu = 0;
     if (!reap(pid, &child_cpu)) ok = false;
