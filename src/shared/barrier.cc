@@ -574,9 +574,9 @@ int barrier_deserialize(Barrier *ret, const char *record, pid_t owner) {
 int barrier_deserialize_env(Barrier *ret, const char *name) {
     if (!name) name = BARRIER_ENV;
     if (!*name || strchr(name, '=')) return -EINVAL;
-    /* Like secure_getenv(), but telling "ignored" apart from "unset". */
+    /* secure_getenv() alone could not tell "ignored" from "unset". */
     if (getauxval(AT_SECURE)) return -EPERM;
-    const char *record = getenv(name);
+    const char *record = secure_getenv(name);
     if (!record) return -ENOENT;
     int r = barrier_deserialize(ret, record, 0);
     if (r < 0) return r;
