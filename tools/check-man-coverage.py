@@ -14,7 +14,11 @@ so every declaration counts as the compiler sees it. The rules:
   * a variable or constant at namespace scope, an unscoped enumerator and a
     macro appear as .Dv somewhere.
 
-usage: check-man-coverage.py --clang CLANG --include DIR --man-dir DIR HEADER...
+usage: check-man-coverage.py --clang CLANG --include DIR [--cflags=FLAG]...
+                             --man-dir DIR HEADER...
+
+Each --cflags passes one more argument to clang for every header, such as
+the -I of a library that a header includes (GLib's for barrier-glib.h).
 """
 
 import argparse
@@ -115,10 +119,10 @@ class Collector:
                 self.constants.add(child["name"])
 
 
-def dump_ast(clang, include, header):
+def dump_ast(clang, include, cflags, header):
     lang = ["-x", "c", "-std=gnu11"] if header.endswith(".h") else ["-x", "c++", "-std=c++20"]
     out = subprocess.run(
-        [clang, *lang, "-fsyntax-only", "-Wno-pragma-once-outside-header", "-Xclang", "-ast-dump=json", "-I", include, header],
+        [clang, *lang, "-fsyntax-only", "-Wno-pragma-once-outside-header", "-Xclang", "-ast-dump=json", "-I", include, *cflags, header],
         check=True,
         stdout=subprocess.PIPE,
     ).stdout
@@ -178,6 +182,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clang", required=True)
     ap.add_argument("--include", required=True)
+    ap.add_argument("--cflags", action="append", default=[])
     ap.add_argument("--man-dir", required=True)
     ap.add_argument("headers", nargs="+")
     args = ap.parse_args()
@@ -186,7 +191,7 @@ def main():
     macro_names = set()
     for header in args.headers:
         col.current_file = None
-        col.visit(dump_ast(args.clang, args.include, header), [])
+        col.visit(dump_ast(args.clang, args.include, args.cflags, header), [])
         macro_names |= macros(header)
 
     man = ManPages(args.man_dir)
