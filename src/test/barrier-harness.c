@@ -71,6 +71,10 @@ typedef enum {
     /* serialize into the environment, then a forked grandchild that
      * inherits it tries to take it over: '1' if refused with -ESRCH */
     OP_GRANDCHILD = 'k',
+    /* serialize into the environment, execve() a program that does not
+     * exist, then go on with the same barrier: '1' if that went as it
+     * should (the fds inheritable until taken back) */
+    OP_EXEC_FAILS = 'f',
 } Op;
 
 #define TIMEOUT_NONE UINT32_MAX
@@ -256,6 +260,10 @@ static const BarrierCase cases[] = {
       DO(C, OP_PLACE, false), DO(P, OP_WAIT_NEXT, false), BLOCKS(C, OP_WAIT_ABORTION),
       DO(P, OP_ABORT, false), RESULT(C, false),
       PREDICATES(C, PRED_I | PRED_THEY | PRED_WE | PRED_IS)}},
+    {"failed-execve-leaves-the-barrier-usable",
+     {DO(C, OP_PLACE, true), DO(C, OP_EXEC_FAILS, true), DO(C, OP_PLACE, true),
+      DO(P, OP_WAIT_NEXT, true), DO(P, OP_PLACE, true), DO(P, OP_PLACE, true),
+      DO(C, OP_SYNC, true)}},
     {"handover-refused-to-grandchild",
      {DO(C, OP_GRANDCHILD, true), DO(C, OP_PLACE, true), DO(P, OP_WAIT_NEXT, true)}},
 
@@ -341,6 +349,17 @@ static char poll_wait_next(const BarrierBackend *be, void *b) {
         int r = be->wait_next_timeout(b, 0);
         if (r != -ETIMEDOUT) return timed_answer(r);
     }
+}
+
+static char exec_fails_and_goes_on(const BarrierBackend *be, void *b) {
+    char *argv[] = {(char *)"/nonexistent/ipcbarrier-test", NULL};
+    if (be->serialize_env(b, NULL) < 0) child_fail("serialize_env");
+    if (execv(argv[0], argv) == 0 || errno != ENOENT) child_fail("execv did not fail");
+    /* Still in this program with the same barrier; taking the record back
+     * restores close-on-exec, as after a successful execve(). */
+    void *again = be->alloc();
+    if (be->deserialize_env(again, NULL) < 0) child_fail("deserialize_env");
+    return getenv(BARRIER_ENV) ? '0' : '1';
 }
 
 static char grandchild_is_refused(const BarrierBackend *be, void *b) {
@@ -465,6 +484,9 @@ static void side_loop(const BarrierBackend *be, void *b, const SideIo *io, unsig
                 exec_serialized(be, b, io, cmd.arg);
             case OP_GRANDCHILD:
                 answer = grandchild_is_refused(be, b);
+                break;
+            case OP_EXEC_FAILS:
+                answer = exec_fails_and_goes_on(be, b);
                 break;
             case OP_ROUNDS: {
                 unsigned total = cmd.arg ? cmd.arg : rounds;
