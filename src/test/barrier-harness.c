@@ -620,7 +620,7 @@ static void run_case(gconstpointer data) {
     const BarrierBackend *be = cd->backend;
     Side sides[2];
     SideIo io[2];
-    unsigned rounds = g_test_slow() ? ROUNDS_SLOW : ROUNDS_QUICK;
+    unsigned rounds = test_slow() ? ROUNDS_SLOW : ROUNDS_QUICK;
     FdSnapshot before, after;
     fd_snapshot(&before);
 

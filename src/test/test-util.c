@@ -32,6 +32,11 @@ int watchdog_ms(void) {
     return ms;
 }
 
+bool test_slow(void) {
+    const char *e = getenv("IPCBARRIER_TEST_SLOW");
+    return g_test_slow() || (e && strcmp(e, "1") == 0);
+}
+
 bool wait_readable(int fd, int timeout_ms) {
     struct pollfd pfd = {.fd = fd, .events = POLLIN, .revents = 0};
     int64_t deadline = g_get_monotonic_time() + (int64_t)timeout_ms * 1000;

@@ -20,6 +20,10 @@ __attribute__((noreturn)) void child_fail(const char *msg);
  * IPCBARRIER_TEST_WATCHDOG_SEC. Only turns a hang into a failure. */
 int watchdog_ms(void);
 
+/* Whether the long variants run: GLib's -m slow, or IPCBARRIER_TEST_SLOW=1
+ * in the environment (what "meson test --setup slow" sets). */
+bool test_slow(void);
+
 /* Whether fd becomes readable (or hangs up) within timeout_ms. */
 bool wait_readable(int fd, int timeout_ms);
 
