@@ -4,39 +4,20 @@
  * barrier itself, or a pipe); timeouts are only watchdogs. */
 
 #include <cerrno>
-#include <csignal>
 #include <cstdint>
 #include <vector>
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <glib.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <ipcbarrier/barrier-glib.h>
-#include <ipcbarrier/fd-util.hh>
 
+#include "barrier-peer.h"
 #include "test-util.h"
 
 namespace {
-
-using ChildFn = void (*)(Barrier *b, int arg);
-
-/* Creates b, forks a child that sets its role, runs fn(b, arg) and
- * _exit(0)s, and sets the parent's role. Returns the child's pid. */
-pid_t fork_peer(Barrier *b, ChildFn fn, int arg) {
-    ASSERT_OK(barrier_create(b));
-    pid_t pid = fork_test_child();
-    if (pid == 0) {
-        if (barrier_set_role(b, BARRIER_CHILD) < 0) child_fail("barrier_set_role failed");
-        fn(b, arg);
-        _exit(0);
-    }
-    ASSERT_OK(barrier_set_role(b, BARRIER_PARENT));
-    return pid;
-}
 
 /* A main loop on its own context (or the default one), with a watchdog
  * that turns a hang into a failure. */
@@ -114,23 +95,10 @@ void drop(GSource *source) {
     g_source_unref(source);
 }
 
-/* The functions as C callers see them, who may pass any int as a kind:
- * in C++ a value outside the enumerators cannot even be formed. */
-template <typename C, typename F>
-C as_called_from_c(F *fn) {
-    return reinterpret_cast<C>(reinterpret_cast<void (*)()>(fn));
-}
-const auto wait_kind_from_c =
-    as_called_from_c<int (*)(Barrier *, int, uint64_t)>(barrier_wait_kind_timeout);
+/* The adapter's functions as C callers see them (barrier-peer.h). */
 const auto source_new_from_c = as_called_from_c<GSource *(*)(Barrier *, int)>(barrier_source_new);
 const auto add_watch_from_c =
     as_called_from_c<guint (*)(Barrier *, int, BarrierSourceFunc, gpointer)>(barrier_add_watch);
-
-void assert_same_fds(const FdSnapshot *before) {
-    FdSnapshot now;
-    fd_snapshot(&now);
-    g_assert_cmpint(fd_snapshot_diff(before, &now), ==, -1);
-}
 
 /* ---- the cases ---- */
 
@@ -260,121 +228,23 @@ void test_abortion() {
     barrier_destroy(&b);
 }
 
-/* The pattern each child of the crowd plays, and what its source waits
- * for. The parent answers every 1 with a sync point (but for the victim,
- * which it kills instead) and asks to go on. */
-enum Pattern {
-    /* three place_and_sync, then an explicit abortion: 1, 1, 1, 0 */
-    NEXT_THEN_ABORT,
-    /* three place_and_sync, then exit: 1, 1, 1, 0 */
-    SYNC_THEN_EXIT,
-    /* wait for the parent's point, place one, wait for the answer,
-     * abort: 1, 0 */
-    SYNC_NEXT_THEN_ABORT,
-    /* two places and an abortion; the source stops at the 1 */
-    ABORTION,
-    N_PATTERNS,
-};
-
-constexpr BarrierWaitKind pattern_kind[N_PATTERNS] = {
-    BARRIER_WAIT_NEXT,
-    BARRIER_WAIT_SYNC,
-    BARRIER_WAIT_SYNC_NEXT,
-    BARRIER_WAIT_ABORTION,
-};
-
-void crowd_child(Barrier *b, int pattern) {
-    /* Only our own barrier: the parent's ends of the others stay theirs. */
-    int keep[3] = {b->me, b->them, b->pipe[1]};
-    for (int i = 1; i < 3; i++)
-        for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-            int t = keep[j];
-            keep[j] = keep[j - 1];
-            keep[j - 1] = t;
-        }
-    if (ipcbarrier::close_all_fds_sorted(keep) < 0) child_fail("close_all_fds_sorted failed");
-
-    switch (pattern) {
-        case NEXT_THEN_ABORT:
-            for (int i = 0; i < 3; i++) CHILD_ASSERT(barrier_place_and_sync(b));
-            CHILD_ASSERT(barrier_abort(b));
-            break;
-        case SYNC_THEN_EXIT:
-            for (int i = 0; i < 3; i++) CHILD_ASSERT(barrier_place_and_sync(b));
-            break;
-        case SYNC_NEXT_THEN_ABORT:
-            /* Not place_and_sync(): its sync could read the answer too,
-             * and the wait for it would never end. */
-            CHILD_ASSERT(barrier_wait_next(b));
-            CHILD_ASSERT(barrier_place(b));
-            CHILD_ASSERT(barrier_wait_next(b));
-            CHILD_ASSERT(barrier_abort(b));
-            break;
-        case ABORTION:
-            CHILD_ASSERT(barrier_place(b));
-            CHILD_ASSERT(barrier_place(b));
-            CHILD_ASSERT(barrier_abort(b));
-            break;
-        default:
-            child_fail("unknown pattern");
-    }
-}
-
-struct Crowd;
-
-struct Peer {
-    Crowd *crowd = nullptr;
-    Barrier b = BARRIER_NULL;
-    pid_t pid = 0;
-    int pattern = 0;
-    bool victim = false;
-    bool done = false;
-    int n = 0;
-    int results[8] = {};
-    GSource *source = nullptr;
-};
-
 struct Crowd {
     GMainLoop *loop = nullptr;
     int n_done = 0;
     int n_peers = 0;
 };
 
-void peer_done(Peer *p) {
-    g_assert_false(p->done);
-    p->done = true;
-    if (++p->crowd->n_done == p->crowd->n_peers) g_main_loop_quit(p->crowd->loop);
-}
+struct Peer : CrowdPeer {
+    Crowd *crowd = nullptr;
+    GSource *source = nullptr;
+};
 
 gboolean on_peer(Barrier *b, int result, gpointer data) {
     auto *p = static_cast<Peer *>(data);
-    g_assert_false(p->done);
-    g_assert_cmpint(p->n, <, 8);
-    p->results[p->n++] = result;
-    if (result <= 0) {
-        peer_done(p);
-        return G_SOURCE_CONTINUE; /* must change nothing */
-    }
-    if (p->victim) {
-        /* mid-way: the child waits in its first place_and_sync */
-        g_assert_cmpint(kill(p->pid, SIGKILL), ==, 0);
-        return G_SOURCE_CONTINUE;
-    }
-    if (p->pattern == ABORTION) {
-        peer_done(p);
-        return G_SOURCE_REMOVE;
-    }
-    g_assert_true(barrier_place(b));
-    return G_SOURCE_CONTINUE;
-}
-
-int count_open_fds() {
-    DIR *d = opendir("/proc/self/fd");
-    g_assert_nonnull(d);
-    int n = 0;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
+    const bool go_on = crowd_peer_answer(p, b, result);
+    /* done is new: the answer asserts that it was not set before */
+    if (p->done && ++p->crowd->n_done == p->crowd->n_peers) g_main_loop_quit(p->crowd->loop);
+    return go_on ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
 /* One loop, 200 barriers, 200 children at once, each child playing one of
@@ -386,18 +256,8 @@ void test_many_children() {
     constexpr int VICTIM = 100;
     static_assert(VICTIM % N_PATTERNS == NEXT_THEN_ABORT);
 
-    /* Each barrier holds 3 fds in the parent, each source 2 duplicates. */
     struct rlimit old_limit;
-    g_assert_cmpint(getrlimit(RLIMIT_NOFILE, &old_limit), ==, 0);
-    const rlim_t needed = 5 * N + 64;
-    if (old_limit.rlim_cur < needed) {
-        if (old_limit.rlim_max < needed) {
-            g_test_skip("RLIMIT_NOFILE is too low for 200 barriers");
-            return;
-        }
-        struct rlimit raised = {old_limit.rlim_max, old_limit.rlim_max};
-        g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &raised), ==, 0);
-    }
+    if (!crowd_fd_limit_raise(N, &old_limit)) return;
     Loop loop;
     int fds_before = count_open_fds();
     Crowd crowd;
@@ -407,13 +267,7 @@ void test_many_children() {
     for (int i = 0; i < N; i++) {
         Peer &p = peers[i];
         p.crowd = &crowd;
-        p.pattern = i % N_PATTERNS;
-        p.victim = i == VICTIM;
-        p.pid = fork_peer(&p.b, crowd_child, p.pattern);
-        /* The waits for the parent's side: SYNC and SYNC_NEXT start
-         * ahead by one, which the child's first wait consumes. */
-        if (p.pattern == SYNC_THEN_EXIT || p.pattern == SYNC_NEXT_THEN_ABORT)
-            g_assert_true(barrier_place(&p.b));
+        crowd_peer_start(&p, i, VICTIM);
         p.source = barrier_source_new(&p.b, pattern_kind[p.pattern]);
         g_assert_nonnull(p.source);
         g_source_set_callback(p.source, G_SOURCE_FUNC(on_peer), &p, nullptr);
@@ -424,25 +278,7 @@ void test_many_children() {
     g_assert_cmpint(crowd.n_done, ==, N);
     loop.drain();
 
-    for (int i = 0; i < N; i++) {
-        Peer &p = peers[i];
-        static const int four[] = {1, 1, 1, 0}, two[] = {1, 0}, one[] = {1};
-        const int *expected;
-        int n;
-        if (p.victim) {
-            expected = two, n = 2;
-        } else if (p.pattern == NEXT_THEN_ABORT || p.pattern == SYNC_THEN_EXIT) {
-            expected = four, n = 4;
-        } else if (p.pattern == SYNC_NEXT_THEN_ABORT) {
-            expected = two, n = 2;
-        } else {
-            expected = one, n = 1;
-        }
-        if (p.n != n) g_test_message("peer %d (pattern %d): %d results", i, p.pattern, p.n);
-        g_assert_cmpint(p.n, ==, n);
-        for (int k = 0; k < n; k++) g_assert_cmpint(p.results[k], ==, expected[k]);
-        g_assert_cmpint(wait_exit_status(p.pid), ==, p.victim ? 128 + SIGKILL : 0);
-    }
+    for (int i = 0; i < N; i++) crowd_peer_check(&peers[i], i);
 
     for (Peer &p : peers) {
         drop(p.source);
@@ -498,17 +334,15 @@ void test_drop_source_first() {
  * source (attached, referenced) are still alive. Destroying the source
  * afterwards is safe. */
 void test_destroy_barrier_first() {
-    int report[2];
-    g_assert_cmpint(pipe2(report, O_CLOEXEC), ==, 0);
     Barrier b = BARRIER_NULL;
-    pid_t pid = fork_peer(
+    int report;
+    pid_t pid = fork_peer_with_pipe(
         &b,
         [](Barrier *cb, int report_fd) {
             CHILD_ASSERT(barrier_wait_abortion(cb));
             CHILD_ASSERT(write(report_fd, "A", 1) == 1);
         },
-        report[1]);
-    close(report[1]);
+        PeerPipe::CHILD_WRITES, &report);
 
     Loop loop;
     FdSnapshot before;
@@ -524,24 +358,15 @@ void test_destroy_barrier_first() {
     loop.run();
     g_assert_cmpint(calls.n, ==, 1);
     g_assert_cmpint(calls.results[0], ==, -EBADF);
-    /* the barrier's fds and the duplicates are closed */
-    FdSnapshot now;
-    fd_snapshot(&now);
-    for (int fd = 0; fd < FD_SNAPSHOT_MAX; fd++) {
-        uint64_t bit = UINT64_C(1) << (fd % 64);
-        if (now.open[fd / 64] & bit) g_assert_true(before.open[fd / 64] & bit);
-    }
+    assert_no_new_fds(&before); /* the barrier's fds and the duplicates are closed */
 
-    g_assert_true(wait_readable(report[0], watchdog_ms()));
-    char c;
-    g_assert_cmpint(read(report[0], &c, 1), ==, 1);
-    g_assert_cmpint(c, ==, 'A');
+    assert_peer_reported(report, 'A');
     g_assert_false(g_source_is_destroyed(source));
 
     loop.drain();
     g_assert_cmpint(calls.n, ==, 1);
     drop(source);
-    close(report[0]);
+    close(report);
     g_assert_cmpint(wait_exit_status(pid), ==, 0);
 }
 
@@ -549,10 +374,9 @@ void test_destroy_barrier_first() {
  * by what each returns in the same state. The child acts only on the
  * parent's word through a pipe, so the parent alone decides the state. */
 void test_wait_kind() {
-    int go[2];
-    g_assert_cmpint(pipe2(go, O_CLOEXEC), ==, 0);
     Barrier b = BARRIER_NULL;
-    pid_t pid = fork_peer(
+    int go;
+    pid_t pid = fork_peer_with_pipe(
         &b,
         [](Barrier *cb, int go_fd) {
             char c;
@@ -563,8 +387,7 @@ void test_wait_kind() {
             CHILD_ASSERT(read(go_fd, &c, 1) == 1);
             CHILD_ASSERT(barrier_abort(cb));
         },
-        go[0]);
-    close(go[0]);
+        PeerPipe::CHILD_READS, &go);
     const uint64_t watchdog = static_cast<uint64_t>(watchdog_ms()) * 1000;
 
     /* not ahead, nothing arrived: only the sync waits are over */
@@ -576,15 +399,15 @@ void test_wait_kind() {
     /* two ahead, one answered: SYNC_NEXT is over, SYNC is not */
     g_assert_true(barrier_place(&b));
     g_assert_true(barrier_place(&b));
-    g_assert_cmpint(write(go[1], "g", 1), ==, 1);
+    g_assert_cmpint(write(go, "g", 1), ==, 1);
     ASSERT_RET(barrier_wait_kind_timeout(&b, BARRIER_WAIT_SYNC_NEXT, watchdog), 1);
     ASSERT_RET(barrier_wait_kind_timeout(&b, BARRIER_WAIT_SYNC, 0), -ETIMEDOUT);
 
     /* a new point ends NEXT; only the abortion ends ABORTION */
-    g_assert_cmpint(write(go[1], "g", 1), ==, 1);
+    g_assert_cmpint(write(go, "g", 1), ==, 1);
     ASSERT_RET(barrier_wait_kind_timeout(&b, BARRIER_WAIT_NEXT, watchdog), 1);
     ASSERT_RET(barrier_wait_kind_timeout(&b, BARRIER_WAIT_ABORTION, 0), -ETIMEDOUT);
-    g_assert_cmpint(write(go[1], "g", 1), ==, 1);
+    g_assert_cmpint(write(go, "g", 1), ==, 1);
     ASSERT_RET(barrier_wait_kind_timeout(&b, BARRIER_WAIT_ABORTION, watchdog), 1);
     for (BarrierWaitKind kind : {BARRIER_WAIT_NEXT, BARRIER_WAIT_SYNC_NEXT, BARRIER_WAIT_SYNC})
         ASSERT_RET(barrier_wait_kind_timeout(&b, kind, 0), 0);
@@ -593,7 +416,7 @@ void test_wait_kind() {
     ASSERT_RET(wait_kind_from_c(&b, -1, 0), -EINVAL);
     barrier_destroy(&b);
     ASSERT_RET(barrier_wait_kind_timeout(&b, BARRIER_WAIT_NEXT, 0), -EBADF);
-    close(go[1]);
+    close(go);
     g_assert_cmpint(wait_exit_status(pid), ==, 0);
 }
 

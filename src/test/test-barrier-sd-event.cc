@@ -4,40 +4,21 @@
  * (the barrier itself, or a pipe); timeouts are only watchdogs. */
 
 #include <cerrno>
-#include <csignal>
 #include <cstdint>
 #include <ctime>
 #include <vector>
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <glib.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <ipcbarrier/barrier-sd-event.h>
-#include <ipcbarrier/fd-util.hh>
 
+#include "barrier-peer.h"
 #include "test-util.h"
 
 namespace {
-
-using ChildFn = void (*)(Barrier *b, int arg);
-
-/* Creates b, forks a child that sets its role, runs fn(b, arg) and
- * _exit(0)s, and sets the parent's role. Returns the child's pid. */
-pid_t fork_peer(Barrier *b, ChildFn fn, int arg) {
-    ASSERT_OK(barrier_create(b));
-    pid_t pid = fork_test_child();
-    if (pid == 0) {
-        if (barrier_set_role(b, BARRIER_CHILD) < 0) child_fail("barrier_set_role failed");
-        fn(b, arg);
-        _exit(0);
-    }
-    ASSERT_OK(barrier_set_role(b, BARRIER_PARENT));
-    return pid;
-}
 
 /* An sd-event loop with a watchdog that turns a hang into a failure. */
 class Loop {
@@ -110,23 +91,10 @@ BarrierEventSource *add(const Loop &loop, Barrier *b, BarrierWaitKind kind, Call
     return s;
 }
 
-/* The functions as C callers see them, who may pass any int as a kind:
- * in C++ a value outside the enumerators cannot even be formed. */
-template <typename C, typename F>
-C as_called_from_c(F *fn) {
-    return reinterpret_cast<C>(reinterpret_cast<void (*)()>(fn));
-}
-const auto wait_kind_from_c =
-    as_called_from_c<int (*)(Barrier *, int, uint64_t)>(barrier_wait_kind_timeout);
+/* barrier_event_add() as C callers see it (barrier-peer.h). */
 const auto event_add_from_c =
     as_called_from_c<int (*)(sd_event *, BarrierEventSource **, Barrier *, int,
                              barrier_event_handler_t, void *)>(barrier_event_add);
-
-void assert_same_fds(const FdSnapshot *before) {
-    FdSnapshot now;
-    fd_snapshot(&now);
-    g_assert_cmpint(fd_snapshot_diff(before, &now), ==, -1);
-}
 
 /* ---- the cases ---- */
 
@@ -250,120 +218,23 @@ void test_abortion() {
     barrier_destroy(&b);
 }
 
-/* The pattern each child of the crowd plays, and what its source waits
- * for. The parent answers every 1 with a sync point (but for the victim,
- * which it kills instead) and asks to go on. */
-enum Pattern {
-    /* three place_and_sync, then an explicit abortion: 1, 1, 1, 0 */
-    NEXT_THEN_ABORT,
-    /* three place_and_sync, then exit: 1, 1, 1, 0 */
-    SYNC_THEN_EXIT,
-    /* wait for the parent's point, place one, wait for the answer,
-     * abort: 1, 0 */
-    SYNC_NEXT_THEN_ABORT,
-    /* two places and an abortion; the handler stops at the 1 */
-    ABORTION,
-    N_PATTERNS,
-};
-
-constexpr BarrierWaitKind pattern_kind[N_PATTERNS] = {
-    BARRIER_WAIT_NEXT,
-    BARRIER_WAIT_SYNC,
-    BARRIER_WAIT_SYNC_NEXT,
-    BARRIER_WAIT_ABORTION,
-};
-
-void crowd_child(Barrier *b, int pattern) {
-    /* Only our own barrier: the parent's ends of the others stay theirs. */
-    int keep[3] = {b->me, b->them, b->pipe[1]};
-    for (int i = 1; i < 3; i++)
-        for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-            int t = keep[j];
-            keep[j] = keep[j - 1];
-            keep[j - 1] = t;
-        }
-    if (ipcbarrier::close_all_fds_sorted(keep) < 0) child_fail("close_all_fds_sorted failed");
-
-    switch (pattern) {
-        case NEXT_THEN_ABORT:
-            for (int i = 0; i < 3; i++) CHILD_ASSERT(barrier_place_and_sync(b));
-            CHILD_ASSERT(barrier_abort(b));
-            break;
-        case SYNC_THEN_EXIT:
-            for (int i = 0; i < 3; i++) CHILD_ASSERT(barrier_place_and_sync(b));
-            break;
-        case SYNC_NEXT_THEN_ABORT:
-            /* Not place_and_sync(): its sync could read the answer too,
-             * and the wait for it would never end. */
-            CHILD_ASSERT(barrier_wait_next(b));
-            CHILD_ASSERT(barrier_place(b));
-            CHILD_ASSERT(barrier_wait_next(b));
-            CHILD_ASSERT(barrier_abort(b));
-            break;
-        case ABORTION:
-            CHILD_ASSERT(barrier_place(b));
-            CHILD_ASSERT(barrier_place(b));
-            CHILD_ASSERT(barrier_abort(b));
-            break;
-        default:
-            child_fail("unknown pattern");
-    }
-}
-
-struct Crowd;
-
-struct Peer {
-    Crowd *crowd = nullptr;
-    Barrier b = BARRIER_NULL;
-    pid_t pid = 0;
-    int pattern = 0;
-    bool victim = false;
-    bool done = false;
-    int n = 0;
-    int results[8] = {};
-};
-
 struct Crowd {
     sd_event *e = nullptr;
     int n_done = 0;
     int n_peers = 0;
 };
 
-void peer_done(Peer *p) {
-    g_assert_false(p->done);
-    p->done = true;
-    if (++p->crowd->n_done == p->crowd->n_peers) ASSERT_OK(sd_event_exit(p->crowd->e, 0));
-}
+struct Peer : CrowdPeer {
+    Crowd *crowd = nullptr;
+};
 
 int on_peer(BarrierEventSource *, Barrier *b, int result, void *userdata) {
     auto *p = static_cast<Peer *>(userdata);
-    g_assert_false(p->done);
-    g_assert_cmpint(p->n, <, 8);
-    p->results[p->n++] = result;
-    if (result <= 0) {
-        peer_done(p);
-        return 0; /* must change nothing */
-    }
-    if (p->victim) {
-        /* mid-way: the child waits in its first place_and_sync */
-        g_assert_cmpint(kill(p->pid, SIGKILL), ==, 0);
-        return 0;
-    }
-    if (p->pattern == ABORTION) {
-        peer_done(p);
-        return -ECANCELED;
-    }
-    g_assert_true(barrier_place(b));
-    return 0;
-}
-
-int count_open_fds() {
-    DIR *d = opendir("/proc/self/fd");
-    g_assert_nonnull(d);
-    int n = 0;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
+    const bool go_on = crowd_peer_answer(p, b, result);
+    /* done is new: the answer asserts that it was not set before */
+    if (p->done && ++p->crowd->n_done == p->crowd->n_peers)
+        ASSERT_OK(sd_event_exit(p->crowd->e, 0));
+    return go_on ? 0 : -ECANCELED;
 }
 
 /* One loop (sd_event_loop()), 200 barriers, 200 children at once, each
@@ -376,79 +247,35 @@ void test_many_children() {
     constexpr int VICTIM = 100;
     static_assert(VICTIM % N_PATTERNS == NEXT_THEN_ABORT);
 
-    /* Each barrier holds 3 fds in the parent, each source 2 duplicates. */
     struct rlimit old_limit;
-    g_assert_cmpint(getrlimit(RLIMIT_NOFILE, &old_limit), ==, 0);
-    const rlim_t needed = 5 * N + 64;
-    if (old_limit.rlim_cur < needed) {
-        if (old_limit.rlim_max < needed) {
-            g_test_skip("RLIMIT_NOFILE is too low for 200 barriers");
-            return;
-        }
-        struct rlimit raised = {old_limit.rlim_max, old_limit.rlim_max};
-        g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &raised), ==, 0);
-    }
+    if (!crowd_fd_limit_raise(N, &old_limit)) return;
     int fds_before = count_open_fds();
 
-    sd_event *e = nullptr;
-    ASSERT_OK(sd_event_new(&e));
-    sd_event_source *watchdog = nullptr;
-    ASSERT_OK(sd_event_add_time_relative(
-        e, &watchdog, CLOCK_MONOTONIC, static_cast<uint64_t>(watchdog_ms()) * 1000, 0,
-        [](sd_event_source *, uint64_t, void *) -> int {
-            g_test_message("watchdog: the loop waited for more than %d ms", watchdog_ms());
-            g_assert_not_reached();
-        },
-        nullptr));
-
-    Crowd crowd;
-    crowd.e = e;
-    crowd.n_peers = N;
-    std::vector<Peer> peers(N);
-    std::vector<BarrierEventSource *> sources(N, nullptr);
-    for (int i = 0; i < N; i++) {
-        Peer &p = peers[i];
-        p.crowd = &crowd;
-        p.pattern = i % N_PATTERNS;
-        p.victim = i == VICTIM;
-        p.pid = fork_peer(&p.b, crowd_child, p.pattern);
-        /* The waits for the parent's side: SYNC and SYNC_NEXT start
-         * ahead by one, which the child's first wait consumes. */
-        if (p.pattern == SYNC_THEN_EXIT || p.pattern == SYNC_NEXT_THEN_ABORT)
-            g_assert_true(barrier_place(&p.b));
-        ASSERT_OK(barrier_event_add(e, i % 2 ? &sources[i] : nullptr, &p.b, pattern_kind[p.pattern],
-                                    on_peer, &p));
-    }
-
-    ASSERT_OK(sd_event_loop(e));
-    g_assert_cmpint(crowd.n_done, ==, N);
-
-    for (int i = 0; i < N; i++) {
-        Peer &p = peers[i];
-        static const int four[] = {1, 1, 1, 0}, two[] = {1, 0}, one[] = {1};
-        const int *expected;
-        int n;
-        if (p.victim) {
-            expected = two, n = 2;
-        } else if (p.pattern == NEXT_THEN_ABORT || p.pattern == SYNC_THEN_EXIT) {
-            expected = four, n = 4;
-        } else if (p.pattern == SYNC_NEXT_THEN_ABORT) {
-            expected = two, n = 2;
-        } else {
-            expected = one, n = 1;
+    {
+        Loop loop;
+        Crowd crowd;
+        crowd.e = loop.get();
+        crowd.n_peers = N;
+        std::vector<Peer> peers(N);
+        std::vector<BarrierEventSource *> sources(N, nullptr);
+        for (int i = 0; i < N; i++) {
+            Peer &p = peers[i];
+            p.crowd = &crowd;
+            crowd_peer_start(&p, i, VICTIM);
+            ASSERT_OK(barrier_event_add(loop.get(), i % 2 ? &sources[i] : nullptr, &p.b,
+                                        pattern_kind[p.pattern], on_peer, &p));
         }
-        if (p.n != n) g_test_message("peer %d (pattern %d): %d results", i, p.pattern, p.n);
-        g_assert_cmpint(p.n, ==, n);
-        for (int k = 0; k < n; k++) g_assert_cmpint(p.results[k], ==, expected[k]);
-        g_assert_cmpint(wait_exit_status(p.pid), ==, p.victim ? 128 + SIGKILL : 0);
-    }
 
-    for (int i = 0; i < N; i++) {
-        g_assert_null(barrier_event_source_unref(sources[i]));
-        barrier_destroy(&peers[i].b);
-    }
-    sd_event_source_disable_unref(watchdog);
-    sd_event_unref(e);
+        ASSERT_OK(sd_event_loop(loop.get()));
+        g_assert_cmpint(crowd.n_done, ==, N);
+
+        for (int i = 0; i < N; i++) crowd_peer_check(&peers[i], i);
+
+        for (int i = 0; i < N; i++) {
+            g_assert_null(barrier_event_source_unref(sources[i]));
+            barrier_destroy(&peers[i].b);
+        }
+    } /* the loop and its watchdog go before the count */
     g_assert_cmpint(count_open_fds(), ==, fds_before);
     g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &old_limit), ==, 0);
 }
@@ -498,17 +325,15 @@ void test_drop_source_first() {
  * barrier_wait_abortion(), sees the abortion while this process lives and
  * the source is not unreferenced. Unreferencing it afterwards is safe. */
 void test_destroy_barrier_first() {
-    int report[2];
-    g_assert_cmpint(pipe2(report, O_CLOEXEC), ==, 0);
     Barrier b = BARRIER_NULL;
-    pid_t pid = fork_peer(
+    int report;
+    pid_t pid = fork_peer_with_pipe(
         &b,
         [](Barrier *cb, int report_fd) {
             CHILD_ASSERT(barrier_wait_abortion(cb));
             CHILD_ASSERT(write(report_fd, "A", 1) == 1);
         },
-        report[1]);
-    close(report[1]);
+        PeerPipe::CHILD_WRITES, &report);
 
     Loop loop;
     FdSnapshot before;
@@ -523,23 +348,14 @@ void test_destroy_barrier_first() {
     loop.run_until(&calls.quit);
     g_assert_cmpint(calls.n, ==, 1);
     g_assert_cmpint(calls.results[0], ==, -EBADF);
-    /* the barrier's fds and the duplicates are closed */
-    FdSnapshot now;
-    fd_snapshot(&now);
-    for (int fd = 0; fd < FD_SNAPSHOT_MAX; fd++) {
-        uint64_t bit = UINT64_C(1) << (fd % 64);
-        if (now.open[fd / 64] & bit) g_assert_true(before.open[fd / 64] & bit);
-    }
+    assert_no_new_fds(&before); /* the barrier's fds and the duplicates are closed */
 
-    g_assert_true(wait_readable(report[0], watchdog_ms()));
-    char c;
-    g_assert_cmpint(read(report[0], &c, 1), ==, 1);
-    g_assert_cmpint(c, ==, 'A');
+    assert_peer_reported(report, 'A');
 
     loop.drain();
     g_assert_cmpint(calls.n, ==, 1);
     g_assert_null(barrier_event_source_unref(s));
-    close(report[0]);
+    close(report);
     g_assert_cmpint(wait_exit_status(pid), ==, 0);
 }
 
