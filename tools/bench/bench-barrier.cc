@@ -255,15 +255,13 @@ bool reap(pid_t pid, uint64_t *ret_cpu_ns) {
     return false;
 }
 
-bool measure_raw(uint64_t warmup, uint64_t rounds, Sample *ret) {
-    ipcbarrier::UniqueFd to_child, from_child;
-    int r = ipcbarrier::eventfd_new(ipcbarrier::EventfdMode::blocking, &to_child);
-    if (r >= 0) r = ipcbarrier::eventfd_new(ipcbarrier::EventfdMode::blocking, &from_child);
-    if (r < 0) {
-        fprintf(stderr, "bench-barrier: eventfd: %s\n", strerror(-r));
-        return false;
-    }
-
+/* One measurement: forks a child that runs child_main() (which must not
+ * return), lets the parent prepare with setup(), times round() over the
+ * rounds after warmup, lets finish(ok) release a child that may still be
+ * waiting, and reaps the child. */
+template <class ChildMain, class Setup, class Round, class Finish>
+bool measure_pair(uint64_t warmup, uint64_t rounds, ChildMain child_main, Setup setup, Round round,
+                  Finish finish, Sample *ret) {
     pid_t parent = getpid();
     child_exited = 0;
     fflush(nullptr);
@@ -275,10 +273,10 @@ bool measure_raw(uint64_t warmup, uint64_t rounds, Sample *ret) {
     }
     if (pid == 0) {
         child_follow_parent(parent);
-        child_raw(to_child.get(), from_child.get(), warmup + rounds);
+        child_main();
     }
 
-    bool ok = true;
+    bool ok = setup();
     uint64_t start = 0;
     long switches = 0;
     for (uint64_t i = 0; ok && i < warmup + rounds; i++) {
@@ -286,21 +284,39 @@ bool measure_raw(uint64_t warmup, uint64_t rounds, Sample *ret) {
             switches = context_switches();
             start = now_ns();
         }
-        ok = raw_write(to_child.get()) && parent_raw_read(from_child.get());
+        ok = round();
     }
     uint64_t end = now_ns();
     switches = context_switches() - switches;
 
-    if (!ok) {
-        fprintf(stderr, "bench-barrier: raw: round trip failed\n");
-        /* Tell a child that is still waiting, in case it is. */
-        uint64_t stop = 2;
-        (void)!write(to_child.get(), &stop, sizeof stop);
-    }
+    finish(ok);
     uint64_t child_cpu = 0;
     if (!reap(pid, &child_cpu)) ok = false;
     if (ok) *ret = Sample{end - start, switches, clock.cpu_share(child_cpu)};
     return ok;
+}
+
+bool measure_raw(uint64_t warmup, uint64_t rounds, Sample *ret) {
+    ipcbarrier::UniqueFd to_child, from_child;
+    int r = ipcbarrier::eventfd_new(ipcbarrier::EventfdMode::blocking, &to_child);
+    if (r >= 0) r = ipcbarrier::eventfd_new(ipcbarrier::EventfdMode::blocking, &from_child);
+    if (r < 0) {
+        fprintf(stderr, "bench-barrier: eventfd: %s\n", strerror(-r));
+        return false;
+    }
+
+    return measure_pair(
+        warmup, rounds, [&] { child_raw(to_child.get(), from_child.get(), warmup + rounds); },
+        [] { return true; },
+        [&] { return raw_write(to_child.get()) && parent_raw_read(from_child.get()); },
+        [&](bool ok) {
+            if (ok) return;
+            fprintf(stderr, "bench-barrier: raw: round trip failed\n");
+            /* Tell a child that is still waiting, in case it is. */
+            uint64_t stop = 2;
+            (void)!write(to_child.get(), &stop, sizeof stop);
+        },
+        ret);
 }
 
 bool measure_barrier(Pattern p, uint64_t warmup, uint64_t rounds, Sample *ret) {
@@ -311,46 +327,21 @@ bool measure_barrier(Pattern p, uint64_t warmup, uint64_t rounds, Sample *ret) {
         return false;
     }
 
-    pid_t parent = getpid();
-    child_exited = 0;
-    fflush(nullptr);
-    RunClock clock;
-    pid_t pid = fork();
-    if (pid < 0) {
-        fprintf(stderr, "bench-barrier: fork: %s\n", strerror(errno));
-        return false;
-    }
-    if (pid == 0) {
-        child_follow_parent(parent);
-        child_barrier(b, p, warmup + rounds);
-    }
-
-    bool ok = b.set_role(ipcbarrier::BarrierRole::parent) >= 0;
-    uint64_t start = 0;
-    long switches = 0;
-    for (uint64_t i = 0; ok && i < warmup + rounds; i++) {
-        if (i == warmup) {
-            switches = context_switches();
-            start = now_ns();
-        }
-        if (p == Pattern::ping_pong)
-            ok = b.place() && b.wait_next();
-        else
-            ok = b.place_and_sync();
-    }
-    uint64_t end = now_ns();
-    switches = context_switches() - switches;
-
-    if (!ok) {
-        fprintf(stderr, "bench-barrier: %s: the barrier failed or was aborted\n", pattern_name(p));
-        b.abort();
-    }
-    /* Closing our end lets a child that is still waiting see the abortion. */
-    b.destroy();
-    uint64_t child_cpu = 0;
-    if (!reap(pid, &child_cpu)) ok = false;
-    if (ok) *ret = Sample{end - start, switches, clock.cpu_share(child_cpu)};
-    return ok;
+    return measure_pair(
+        warmup, rounds, [&] { child_barrier(b, p, warmup + rounds); },
+        [&] { return b.set_role(ipcbarrier::BarrierRole::parent) >= 0; },
+        [&] { return p == Pattern::ping_pong ? b.place() && b.wait_next() : b.place_and_sync(); },
+        [&](bool ok) {
+            if (!ok) {
+                fprintf(stderr, "bench-barrier: %s: the barrier failed or was aborted\n",
+                        pattern_name(p));
+                b.abort();
+            }
+            /* Closing our end lets a child that is still waiting see the
+             * abortion. */
+            b.destroy();
+        },
+        ret);
 }
 
 bool measure(Pattern p, uint64_t warmup, uint64_t rounds, Sample *ret) {
