@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#if __cplusplus < 202002L
+#error "the ipcbarrier C++ headers need C++20 (-std=c++20); C code uses <ipcbarrier/barrier.h>"
+#endif
+
 /* The C++ interface to the barrier (see ipcbarrier-barrier(3)): an owning,
  * move-only wrapper with the semantics of the C interface in barrier.h. */
 

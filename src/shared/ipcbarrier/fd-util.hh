@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#if __cplusplus < 202002L
+#error "the ipcbarrier C++ headers need C++20 (-std=c++20); C code uses <ipcbarrier/barrier.h>"
+#endif
+
 /* Owned and borrowed file descriptors, and the fd plumbing that process
  * setup needs. Every function returns >= 0 on success and -errno on failure
  * and never touches errno on the caller's behalf unless it says so. The
