@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ipcbarrier/barrier.h>
+#include <ipcbarrier/barrier-event.h>
 
 #include <cerrno>
 #include <climits>
@@ -10,31 +11,56 @@
 #include <poll.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <ipcbarrier/eventfd-util.hh>
 #include <ipcbarrier/pipe-util.hh>
 #include <ipcbarrier/time-util.hh>
 
+#include "barrier-internal.hh"
+
 /* How it works: each side writes its sync points into the eventfd the other
  * side reads ("me" and "them"). An eventfd adds up what is written, so a
  * reader learns how many points arrived since it last looked. b->barriers
- * holds "placed by me minus consumed of theirs". An abortion is written as
- * one huge value, so that it swamps, and thereby cancels, whatever sync
- * points are still queued in front of it. Once a side knows of an abortion,
- * b->barriers leaves the counting range for one of three bias values.
+ * holds "placed by me minus consumed of theirs". Once a side knows of an
+ * abortion, b->barriers leaves the counting range for one of three bias
+ * values.
+ *
+ * An abortion is written as a value whose high bits swamp, and thereby
+ * cancel, whatever sync points are still queued in front of it. Its middle
+ * bits carry the reason. Values add up in the eventfd, so the fields are
+ * laid out to survive that:
+ *
+ *   bits  0..43  sync points (never more than 2 * BARRIER_COUNT_MAX queued)
+ *   bits 44..57  the sum of the reasons (each 1 .. 4095)
+ *   bits 58..59  how many abortions carried a reason
+ *   bits 60..63  how many abortions there are (any > 0 is "aborted")
+ *
+ * So two abortions written into one eventfd (two processes acting for one
+ * side) still fit, and a single reason is read back exactly.
  *
  * Exit, execve() and destroy are seen through the pipe: each side keeps one
  * end, and the other end reports hang-up or error once every copy of its
  * partner is closed. A pending eventfd value is always consumed before a
  * hang-up is honoured, so points placed just before exiting still count. */
 
+struct BarrierWatch {
+    barrier_watch_func_t func;
+    void *userdata;
+    pid_t pid; /* the process that attached it; a forked child has a copy */
+};
+
 namespace {
 
 using ipcbarrier::BorrowedFd;
 using ipcbarrier::Deadline;
+using ipcbarrier::detail::Wait;
 
-constexpr uint64_t ABORTION = INT64_MAX;
+constexpr int REASON_SHIFT = 44;
+constexpr uint64_t REASON_MASK = (UINT64_C(1) << 14) - 1;
+constexpr uint64_t ONE_REASON = UINT64_C(1) << 58;
+constexpr uint64_t ONE_ABORTION = UINT64_C(1) << 60;
 
 /* Abortion states, far below any count; keep WE < THEY < I, as
  * wait_abortion() compares against THEY. */
@@ -42,12 +68,18 @@ constexpr int64_t BIAS = INT64_MIN;
 constexpr int64_t WE_ABORTED = BIAS + 1;
 constexpr int64_t THEY_ABORTED = BIAS + 2;
 constexpr int64_t I_ABORTED = BIAS + 3;
-/* A count below this would run into the abortion states: only a peer that
- * writes garbage gets there, and that is treated as an I/O error. */
-constexpr int64_t COUNT_FLOOR = BIAS + 64;
+static_assert(-BARRIER_COUNT_MAX > I_ABORTED);
+/* What an honest peer can have queued for us (see the layout above). */
+static_assert(2 * static_cast<uint64_t>(BARRIER_COUNT_MAX) < (UINT64_C(1) << REASON_SHIFT));
+
+/* Empty: BARRIER_NULL, zero-filled, or destroyed. A created barrier's two
+ * eventfds always differ. */
+bool is_empty(const Barrier *b) {
+    return b->me == b->them;
+}
 
 bool role_is_set(const Barrier *b) {
-    if (b->me < 0 || b->them < 0) return false;
+    if (is_empty(b) || b->me < 0 || b->them < 0) return false;
     /* Setting the role closes one pipe end; a fatal error closes both. */
     return b->pipe[0] < 0 || b->pipe[1] < 0;
 }
@@ -56,23 +88,59 @@ int pipe_end(const Barrier *b) {
     return b->pipe[0] >= 0 ? b->pipe[0] : b->pipe[1];
 }
 
+/* Tells the attached source what happened. Only in the process that
+ * attached it: a forked child's copy of the watch points into its copy of
+ * the parent's event loop, which it must not touch (a child that destroys
+ * an inherited barrier just forgets the watch, without free(): it may be
+ * between fork() and execve()). CLOSING and FAILED detach it first. */
+void notify(Barrier *b, BarrierWatchEvent event) {
+    BarrierWatch *w = b->watch;
+    if (!w) return;
+    const bool detach = event == BARRIER_WATCH_CLOSING || event == BARRIER_WATCH_FAILED;
+    if (w->pid != getpid()) {
+        if (detach) b->watch = nullptr;
+        return;
+    }
+    if (detach) b->watch = nullptr;
+    w->func(b, event, w->userdata);
+    if (detach) free(w);
+}
+
 /* Any I/O failure is unrecoverable: nobody can tell how many sync points got
  * through. Closing our pipe end makes the peer see an abortion too. */
 void fail(Barrier *b) {
+    b->barriers = WE_ABORTED;
+    notify(b, BARRIER_WATCH_FAILED);
     b->pipe[0] = ipcbarrier::safe_close(b->pipe[0]);
     b->pipe[1] = ipcbarrier::safe_close(b->pipe[1]);
-    b->barriers = WE_ABORTED;
+}
+
+/* The reason an abortion value carries. */
+int decode_reason(uint64_t value) {
+    const uint64_t n_reasons = (value >> 58) & 3;
+    const uint64_t sum = (value >> REASON_SHIFT) & REASON_MASK;
+    if (n_reasons == 0 && sum == 0) return 0;
+    if (n_reasons == 1 && sum >= 1 && sum <= BARRIER_ABORT_ERRNO_MAX) return static_cast<int>(sum);
+    /* Several reasons add up to none of them. */
+    return EPROTO;
+}
+
+void set_they_aborted(Barrier *b, int reason) {
+    b->barriers = barrier_i_aborted(b) ? WE_ABORTED : THEY_ABORTED;
+    b->abort_errno = reason;
 }
 
 /* Accounts for value read from the peer's eventfd. Returns 0, or -EPROTO
  * for a count no barrier writes (then the barrier is "we aborted"). */
 int consume(Barrier *b, uint64_t value) {
-    if (value >= ABORTION) {
-        b->barriers = barrier_i_aborted(b) ? WE_ABORTED : THEY_ABORTED;
+    if (value >= ONE_ABORTION) {
+        set_they_aborted(b, decode_reason(value));
     } else if (barrier_is_aborted(b)) {
         /* only wait_abortion() reads after a local abort */
-    } else if (value > static_cast<uint64_t>(b->barriers) - static_cast<uint64_t>(COUNT_FLOOR)) {
-        /* unsigned: the exact distance to the floor, without overflow */
+    } else if (value > 2 * static_cast<uint64_t>(BARRIER_COUNT_MAX) ||
+               b->barriers - static_cast<int64_t>(value) < -BARRIER_COUNT_MAX) {
+        /* An honest peer is never that far ahead (place() stops at
+         * BARRIER_COUNT_MAX). */
         fail(b);
         return -EPROTO;
     } else {
@@ -81,31 +149,14 @@ int consume(Barrier *b, uint64_t value) {
     return 0;
 }
 
-void consume_hangup(Barrier *b) {
-    b->barriers = barrier_i_aborted(b) ? WE_ABORTED : THEY_ABORTED;
-}
-
 /* Reads the peer's sync points until b->barriers <= limit or the peer
  * aborts. Returns 0 when done (the caller looks at the state), -ETIMEDOUT
  * when the deadline passed first, or the -errno of an I/O error, which
  * has made the barrier "we aborted". */
 int read_until(Barrier *b, int64_t limit, Deadline deadline) {
     while (b->barriers > limit) {
-        uint64_t value;
-
-        /* Try the eventfd first: when the peer is ahead, this is the only
-         * syscall a wait needs. */
-        int r = ipcbarrier::eventfd_drain(BorrowedFd(b->them), &value);
-        if (r == 0) {
-            r = consume(b, value);
-            if (r < 0) return r;
-            continue;
-        }
-        if (r != -EAGAIN) {
-            fail(b);
-            return r;
-        }
-
+        /* Poll first, then read: a wait that must wait costs two syscalls,
+         * and so does one whose point has arrived already. */
         struct pollfd pfd[2] = {
             {.fd = b->them, .events = POLLIN, .revents = 0},
             /* Hang-up and error are always reported; asking for nothing
@@ -118,7 +169,7 @@ int read_until(Barrier *b, int64_t limit, Deadline deadline) {
         int n = ppoll(pfd, 2, deadline.remaining_timespec(&ts), nullptr);
         if (n < 0) {
             if (errno == EINTR) continue;
-            r = -errno;
+            int r = -errno;
             fail(b);
             return r;
         }
@@ -132,46 +183,78 @@ int read_until(Barrier *b, int64_t limit, Deadline deadline) {
             fail(b);
             return -EIO;
         }
-        if (pfd[0].revents & POLLIN) continue;
-        if (pfd[1].revents & (POLLHUP | POLLERR)) {
-            /* The peer is gone, but what it placed before leaving must
-             * still be seen: check the eventfd once more, since the two
-             * events need not arrive in one ppoll(). */
-            r = ipcbarrier::eventfd_drain(BorrowedFd(b->them), &value);
-            if (r == 0) {
-                r = consume(b, value);
-                if (r < 0) return r;
-            } else if (r == -EAGAIN) {
-                consume_hangup(b);
-            } else {
-                fail(b);
-                return r;
-            }
+        const bool hangup = pfd[1].revents & (POLLHUP | POLLERR);
+        if (!(pfd[0].revents & POLLIN) && !hangup) continue;
+
+        /* The peer may be gone, but what it placed before leaving must
+         * still be seen: the eventfd is read before a hang-up counts, also
+         * when the two were not reported by the same ppoll(). */
+        uint64_t value;
+        int r = ipcbarrier::eventfd_drain(BorrowedFd(b->them), &value);
+        if (r == 0) {
+            r = consume(b, value);
+            if (r < 0) return r;
+        } else if (r != -EAGAIN) {
+            fail(b);
+            return r;
+        } else if (hangup) {
+            set_they_aborted(b, 0);
         }
     }
     return 0;
 }
 
-enum class Wait { next, sync_next, sync, abortion };
+/* Writes value (a sync point or an abortion) to the peer. Returns 0 or
+ * -errno; the caller decides what a failure means. */
+int write_value(Barrier *b, uint64_t value) {
+    return ipcbarrier::eventfd_add(BorrowedFd(b->me), value);
+}
 
-/* Every wait: 1 where the plain call returns true, 0 where it returns
- * false, -ETIMEDOUT, -EBADF for a barrier without role, or the -errno of
- * an I/O error (the barrier is then "we aborted"). */
-int wait_for(Barrier *b, Wait what, Deadline deadline) {
+bool abort_with(Barrier *b, int err) {
+    if (!role_is_set(b)) return false;
+    if (!barrier_i_aborted(b)) {
+        unsigned reason = err < 0 ? 0u - static_cast<unsigned>(err) : static_cast<unsigned>(err);
+        if (reason > BARRIER_ABORT_ERRNO_MAX) reason = EINVAL;
+        uint64_t value = ONE_ABORTION;
+        if (reason) value += ONE_REASON + (static_cast<uint64_t>(reason) << REASON_SHIFT);
+        int r = write_value(b, value);
+        /* -EAGAIN: the eventfd is too full to take another abortion, which
+         * it only gets when fifteen are in it already. Either way the peer
+         * sees one. */
+        if (r < 0 && r != -EAGAIN) {
+            fail(b);
+            return false;
+        }
+        b->barriers = barrier_they_aborted(b) ? WE_ABORTED : I_ABORTED;
+        notify(b, BARRIER_WATCH_CHANGED);
+    }
+    return !barrier_they_aborted(b);
+}
+
+}  // namespace
+
+namespace ipcbarrier::detail {
+
+int barrier_peek(const Barrier *b, Wait what) noexcept {
     if (!role_is_set(b)) return -EBADF;
+    if (what == Wait::abortion) return barrier_they_aborted(b) ? !barrier_i_aborted(b) : -EAGAIN;
+    if (barrier_is_aborted(b)) return 0;
+    /* A sync that is not ahead has nothing to wait for. */
+    if ((what == Wait::sync || what == Wait::sync_next) && b->barriers <= 0) return 1;
+    return -EAGAIN;
+}
+
+int barrier_wait(Barrier *b, Wait what, uint64_t timeout_usec) noexcept {
+    int r = barrier_peek(b, what);
+    if (r != -EAGAIN) return r;
 
     int64_t limit;
     switch (what) {
         case Wait::next:
-            if (barrier_is_aborted(b)) return 0;
+        case Wait::sync_next: /* only reached when ahead */
             limit = b->barriers - 1;
             break;
-        case Wait::sync_next:
-            if (barrier_is_aborted(b)) return 0;
-            limit = b->barriers > 0 ? b->barriers - 1 : 0;
-            break;
         case Wait::sync:
-            if (barrier_is_aborted(b)) return 0;
             limit = 0;
             break;
         case Wait::abortion:
@@ -179,24 +262,15 @@ int wait_for(Barrier *b, Wait what, Deadline deadline) {
             break;
     }
 
-    int r = read_until(b, limit, deadline);
+    r = read_until(b, limit, Deadline::after(timeout_usec));
     if (r < 0) return r;
     if (what == Wait::abortion) return !barrier_i_aborted(b);
     return !barrier_is_aborted(b);
 }
 
-/* Writes value (a sync point or the abortion) to the peer. */
-bool write_point(Barrier *b, uint64_t value) {
-    /* -EAGAIN would mean the counter is near 2^64: the peer is not a
-     * barrier. Every error is fatal. */
-    if (ipcbarrier::eventfd_add(BorrowedFd(b->me), value) < 0) {
-        fail(b);
-        return false;
-    }
-    return true;
-}
+}  // namespace ipcbarrier::detail
 
-}  // namespace
+using ipcbarrier::detail::barrier_wait;
 
 extern "C" {
 
@@ -211,25 +285,39 @@ int barrier_create(Barrier *b) {
     r = ipcbarrier::pipe_new(ipcbarrier::PipeMode::nonblocking, &pipe);
     if (r < 0) return r;
 
+    *b = Barrier BARRIER_NULL;
     b->me = me.release();
     b->them = them.release();
     b->pipe[0] = pipe.read_end.release();
     b->pipe[1] = pipe.write_end.release();
-    b->barriers = 0;
     return 0;
 }
 
-void barrier_destroy(Barrier *b) {
-    b->me = ipcbarrier::safe_close(b->me);
-    b->them = ipcbarrier::safe_close(b->them);
-    b->pipe[0] = ipcbarrier::safe_close(b->pipe[0]);
-    b->pipe[1] = ipcbarrier::safe_close(b->pipe[1]);
-    b->barriers = 0;
+Barrier *barrier_destroy(Barrier *b) {
+    if (!b) return nullptr;
+    /* The source lets go of the fds while they are still open. */
+    notify(b, BARRIER_WATCH_CLOSING);
+    if (!is_empty(b)) {
+        (void)ipcbarrier::safe_close(b->me);
+        (void)ipcbarrier::safe_close(b->them);
+        (void)ipcbarrier::safe_close(b->pipe[0]);
+        (void)ipcbarrier::safe_close(b->pipe[1]);
+    }
+    *b = Barrier BARRIER_NULL;
+    return nullptr;
+}
+
+void barrier_move(Barrier *dst, Barrier *src) {
+    if (dst == src) return;
+    (void)barrier_destroy(dst);
+    *dst = *src;
+    *src = Barrier BARRIER_NULL;
+    notify(dst, BARRIER_WATCH_MOVED);
 }
 
 int barrier_set_role(Barrier *b, unsigned role) {
     if (role != BARRIER_PARENT && role != BARRIER_CHILD) return -EINVAL;
-    if (b->me < 0 || b->them < 0) return -EBADF;
+    if (is_empty(b) || b->me < 0 || b->them < 0) return -EBADF;
     if (b->pipe[0] < 0 || b->pipe[1] < 0) return -EBUSY;
 
     if (role == BARRIER_PARENT) {
@@ -243,49 +331,69 @@ int barrier_set_role(Barrier *b, unsigned role) {
     return 0;
 }
 
+int barrier_get_fds(const Barrier *b, int ret[3]) {
+    if (!role_is_set(b)) return -EBADF;
+    ret[0] = b->me;
+    ret[1] = b->them;
+    ret[2] = pipe_end(b);
+    return ret[2] >= 0 ? 3 : 2;
+}
+
 bool barrier_place(Barrier *b) {
     if (!role_is_set(b) || barrier_is_aborted(b)) return false;
-    if (write_point(b, 1)) b->barriers += 1;
-    return !barrier_is_aborted(b);
+    if (b->barriers >= BARRIER_COUNT_MAX) return false;
+    /* -EAGAIN would mean the counter is near 2^64: the peer is not a
+     * barrier. Every error is fatal. */
+    if (write_value(b, 1) < 0) {
+        fail(b);
+        return false;
+    }
+    b->barriers += 1;
+    return true;
 }
 
 bool barrier_abort(Barrier *b) {
-    if (!role_is_set(b)) return false;
-    if (!barrier_i_aborted(b) && write_point(b, ABORTION))
-        b->barriers = barrier_they_aborted(b) ? WE_ABORTED : I_ABORTED;
-    return !barrier_they_aborted(b);
+    return abort_with(b, 0);
+}
+
+bool barrier_abort_errno(Barrier *b, int err) {
+    return abort_with(b, err);
+}
+
+int barrier_get_abort_errno(const Barrier *b) {
+    return barrier_they_aborted(b) ? b->abort_errno : 0;
 }
 
 bool barrier_wait_next(Barrier *b) {
-    return wait_for(b, Wait::next, Deadline::never()) > 0;
+    return barrier_wait(b, Wait::next, UINT64_MAX) > 0;
 }
 
 bool barrier_wait_abortion(Barrier *b) {
-    return wait_for(b, Wait::abortion, Deadline::never()) > 0;
+    return barrier_wait(b, Wait::abortion, UINT64_MAX) > 0;
 }
 
 bool barrier_sync_next(Barrier *b) {
-    return wait_for(b, Wait::sync_next, Deadline::never()) > 0;
+    return barrier_wait(b, Wait::sync_next, UINT64_MAX) > 0;
 }
 
 bool barrier_sync(Barrier *b) {
-    return wait_for(b, Wait::sync, Deadline::never()) > 0;
+    return barrier_wait(b, Wait::sync, UINT64_MAX) > 0;
 }
 
 int barrier_wait_next_timeout(Barrier *b, uint64_t timeout_usec) {
-    return wait_for(b, Wait::next, Deadline::after(timeout_usec));
+    return barrier_wait(b, Wait::next, timeout_usec);
 }
 
 int barrier_wait_abortion_timeout(Barrier *b, uint64_t timeout_usec) {
-    return wait_for(b, Wait::abortion, Deadline::after(timeout_usec));
+    return barrier_wait(b, Wait::abortion, timeout_usec);
 }
 
 int barrier_sync_next_timeout(Barrier *b, uint64_t timeout_usec) {
-    return wait_for(b, Wait::sync_next, Deadline::after(timeout_usec));
+    return barrier_wait(b, Wait::sync_next, timeout_usec);
 }
 
 int barrier_sync_timeout(Barrier *b, uint64_t timeout_usec) {
-    return wait_for(b, Wait::sync, Deadline::after(timeout_usec));
+    return barrier_wait(b, Wait::sync, timeout_usec);
 }
 
 int barrier_get_pollfds(const Barrier *b, struct pollfd ret[2]) {
@@ -317,24 +425,46 @@ bool barrier_is_aborted(const Barrier *b) {
     return barrier_i_aborted(b) || barrier_they_aborted(b);
 }
 
+int barrier_watch(Barrier *b, barrier_watch_func_t func, void *userdata) {
+    if (!b || !func) return -EINVAL;
+    if (!role_is_set(b)) return -EBADF;
+    if (b->watch) return -EBUSY;
+    auto *w = static_cast<BarrierWatch *>(malloc(sizeof(BarrierWatch)));
+    if (!w) return -ENOMEM;
+    *w = BarrierWatch{func, userdata, getpid()};
+    b->watch = w;
+    return 0;
+}
+
+int barrier_unwatch(Barrier *b, barrier_watch_func_t func, void *userdata) {
+    BarrierWatch *w = b ? b->watch : nullptr;
+    if (!w || w->func != func || w->userdata != userdata) return -ENOENT;
+    b->watch = nullptr;
+    free(w);
+    return 0;
+}
+
 }  // extern "C"
 
 /* ---- across execve() ----
  *
- * The record, version 1, one line of ASCII:
+ * The record, version 2, one line of ASCII:
  *
- *   ipcbarrier1 pid=P role=R me=M them=T pipe=F n=N state=S
+ *   ipcbarrier2 pid=P role=R me=M:I them=T:J pipe=F:K n=N state=S err=E
  *
  * P: the pid it is meant for (decimal, > 0); R: parent or child; M, T, F:
  * the eventfd written, the eventfd read, the pipe end kept (decimal fds);
- * N: the counter (signed decimal, 0 unless S is none); S: none, i, they or
- * we (who has aborted). Numbers have no sign (but N's '-'), no leading
- * zeros, no spaces; fields come in this order, separated by one space,
- * with nothing after the last. */
+ * I, J: the eventfds' ids as the kernel shows them in /proc/self/fdinfo (0
+ * where it does not); K: the pipe's inode number; N: the counter (signed
+ * decimal, within +-BARRIER_COUNT_MAX, 0 unless S is none); S: none, i,
+ * they or we (who has aborted); E: the reason the other side aborted with
+ * (0 unless S is they or we). Numbers have no sign (but N's '-'), no
+ * leading zeros, no spaces; fields come in this order, separated by one
+ * space, with nothing after the last. */
 
 namespace {
 
-constexpr char RECORD_MAGIC[] = "ipcbarrier1";
+constexpr char RECORD_MAGIC[] = "ipcbarrier2";
 
 /* An append-only writer into a fixed buffer, async-signal-safe. */
 struct RecordWriter {
@@ -372,7 +502,78 @@ struct RecordWriter {
             put_u64(static_cast<uint64_t>(v));
         }
     }
+    void put_fd_id(const char *key, int fd, uint64_t id) {
+        put(key);
+        put_u64(static_cast<uint64_t>(fd));
+        put(":");
+        put_u64(id);
+    }
 };
+
+/* "/proc/self/<dir>/<fd>" into buf. */
+void proc_fd_path(char (&buf)[40], const char *dir, int fd) {
+    RecordWriter w{buf, sizeof buf};
+    w.put("/proc/self/");
+    w.put(dir);
+    w.put("/");
+    w.put_u64(static_cast<uint64_t>(fd));
+    buf[w.len] = '\0';
+}
+
+/* What /proc tells of an eventfd, all of it async-signal-safe to learn. */
+struct EventfdInfo {
+    bool proc = false;    /* /proc/self is there to ask */
+    bool eventfd = false; /* fd is an eventfd (without /proc: an anonymous inode) */
+    uint64_t id = 0;      /* its "eventfd-id", 0 where the kernel does not show one */
+    bool semaphore = false;
+};
+
+/* The unsigned number after "key" at the start of a line of text, or 0. */
+uint64_t fdinfo_field(const char *text, const char *key) {
+    size_t n = strlen(key);
+    for (const char *line = text; *line;) {
+        if (strncmp(line, key, n) == 0) {
+            const char *p = line + n;
+            while (*p == ' ' || *p == '\t') p++;
+            uint64_t v = 0;
+            for (; *p >= '0' && *p <= '9'; p++) v = v * 10 + static_cast<uint64_t>(*p - '0');
+            return v;
+        }
+        const char *next = strchr(line, '\n');
+        if (!next) break;
+        line = next + 1;
+    }
+    return 0;
+}
+
+EventfdInfo eventfd_info(int fd) {
+    EventfdInfo info;
+    char path[40], target[32];
+    proc_fd_path(path, "fd", fd);
+    ssize_t n = readlink(path, target, sizeof target);
+    if (n < 0) {
+        /* Without /proc only the inode type is known: an anonymous inode. */
+        struct stat st;
+        info.eventfd = errno == ENOENT && access("/proc/self/fd", F_OK) < 0 &&
+                       fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == 0;
+        return info;
+    }
+    info.proc = true;
+    info.eventfd = n == 20 && memcmp(target, "anon_inode:[eventfd]", 20) == 0;
+    if (!info.eventfd) return info;
+
+    proc_fd_path(path, "fdinfo", fd);
+    int fdinfo = open(path, O_RDONLY | O_CLOEXEC);
+    if (fdinfo < 0) return info;
+    char text[512];
+    ssize_t len = read(fdinfo, text, sizeof text - 1);
+    (void)ipcbarrier::safe_close(fdinfo);
+    if (len <= 0) return info;
+    text[len] = '\0';
+    info.id = fdinfo_field(text, "eventfd-id:");
+    info.semaphore = fdinfo_field(text, "eventfd-semaphore:") != 0;
+    return info;
+}
 
 const char *state_name(const Barrier *b) {
     if (barrier_we_aborted(b)) return "we";
@@ -381,25 +582,32 @@ const char *state_name(const Barrier *b) {
     return "none";
 }
 
-/* Formats the record; changes nothing. Returns its length or -errno. */
+/* Formats the record into buf, complete or not at all; changes nothing
+ * else. Returns its length or -errno. */
 int format_record(const Barrier *b, char *buf, size_t size) {
     if (!role_is_set(b) || pipe_end(b) < 0) return -EBADF;
-    RecordWriter w{buf, size};
+    struct stat st;
+    if (fstat(pipe_end(b), &st) < 0) return -errno;
+
+    char record[BARRIER_RECORD_MAX];
+    RecordWriter w{record, sizeof record};
     w.put(RECORD_MAGIC);
     w.put(" pid=");
     w.put_u64(static_cast<uint64_t>(getpid()));
     w.put(b->pipe[0] >= 0 ? " role=parent" : " role=child");
-    w.put(" me=");
-    w.put_u64(static_cast<uint64_t>(b->me));
-    w.put(" them=");
-    w.put_u64(static_cast<uint64_t>(b->them));
-    w.put(" pipe=");
-    w.put_u64(static_cast<uint64_t>(pipe_end(b)));
+    w.put_fd_id(" me=", b->me, eventfd_info(b->me).id);
+    w.put_fd_id(" them=", b->them, eventfd_info(b->them).id);
+    w.put_fd_id(" pipe=", pipe_end(b), static_cast<uint64_t>(st.st_ino));
     w.put(" n=");
     w.put_i64(barrier_is_aborted(b) ? 0 : b->barriers);
     w.put(" state=");
     w.put(state_name(b));
-    if (w.overflow || size == 0) return -ENOBUFS;
+    w.put(" err=");
+    w.put_u64(static_cast<uint64_t>(barrier_get_abort_errno(b)));
+    /* Cannot happen: BARRIER_RECORD_MAX holds the longest record. */
+    if (w.overflow) return -ENOBUFS;
+    if (w.len >= size) return -ENOBUFS;
+    memcpy(buf, record, w.len);
     buf[w.len] = '\0';
     return static_cast<int>(w.len);
 }
@@ -440,10 +648,11 @@ struct RecordReader {
         *ret = v;
         return true;
     }
-    bool fd(int *ret) {
+    bool fd_id(const char *key, int *ret_fd, uint64_t *ret_id) {
         uint64_t v;
-        if (!u64(INT_MAX, &v)) return false;
-        *ret = static_cast<int>(v);
+        if (!literal(key) || !u64(INT_MAX, &v) || !literal(":") || !u64(UINT64_MAX, ret_id))
+            return false;
+        *ret_fd = static_cast<int>(v);
         return true;
     }
     bool i64(int64_t *ret) {
@@ -456,31 +665,54 @@ struct RecordReader {
     }
 };
 
-bool is_eventfd(int fd) {
-    char path[32] = "/proc/self/fd/";
-    RecordWriter w{path, sizeof path, strlen(path)};
-    w.put_u64(static_cast<uint64_t>(fd));
-    path[w.len] = '\0';
-    char target[32];
-    ssize_t n = readlink(path, target, sizeof target);
-    if (n >= 0) return n == 20 && memcmp(target, "anon_inode:[eventfd]", 20) == 0;
-    /* Without /proc only the inode type is known: an anonymous inode. */
-    struct stat st;
-    return errno == ENOENT && access("/proc/self/fd", F_OK) < 0 && fstat(fd, &st) == 0 &&
-           (st.st_mode & S_IFMT) == 0;
+/* Whether fd is open and was inherited: -EBADF if it is not open, -EBADFD
+ * if it is close-on-exec (nobody handed it over) or one of stdio. */
+int check_inherited(int fd) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0) return -EBADF;
+    if (fd <= STDERR_FILENO || (flags & FD_CLOEXEC)) return -EBADFD;
+    return 0;
 }
 
-int check_fd(int fd, bool eventfd, int access_mode) {
+/* Whether fd is the non-blocking eventfd with the recorded id (unless
+ * either side of the comparison is unknown) and no semaphore; stores what
+ * /proc tells of it in *ret_info. */
+int check_eventfd(int fd, uint64_t id, EventfdInfo *ret_info) {
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0) return -EBADF;
-    if (eventfd) {
-        /* The waits rely on reads that do not block. */
-        if (!(flags & O_NONBLOCK) || !is_eventfd(fd)) return -EBADFD;
-        return 0;
-    }
+    /* The waits rely on reads that do not block, and on reads that return
+     * the whole count: a semaphore would turn an abortion into a point. */
+    if (!(flags & O_NONBLOCK)) return -EBADFD;
+    *ret_info = eventfd_info(fd);
+    if (!ret_info->eventfd || ret_info->semaphore) return -EBADFD;
+    if (id != 0 && ret_info->id != 0 && id != ret_info->id) return -EBADFD;
+    return 0;
+}
+
+/* Whether a and b are one open file under two numbers. */
+bool same_file(int a, int b, const EventfdInfo &ia, const EventfdInfo &ib) {
+    if (ia.id != 0 && ib.id != 0) return ia.id == ib.id;
+    pid_t self = getpid();
+    long r = syscall(SYS_kcmp, self, self, 0 /* KCMP_FILE */, a, b);
+    /* Without kcmp (an old kernel, or a seccomp filter) two numbers are
+     * taken for two files. */
+    return r == 0;
+}
+
+/* Whether fd is the anonymous pipe with inode ino, open in access_mode. */
+int check_pipe(int fd, uint64_t ino, int access_mode) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -EBADF;
     struct stat st;
     if (fstat(fd, &st) < 0) return -errno;
-    if (!S_ISFIFO(st.st_mode) || (flags & O_ACCMODE) != access_mode) return -EBADFD;
+    if (!S_ISFIFO(st.st_mode) || static_cast<uint64_t>(st.st_ino) != ino ||
+        (flags & O_ACCMODE) != access_mode)
+        return -EBADFD;
+    /* A named FIFO is a FIFO too; an anonymous pipe has no path. */
+    char path[40], target[48];
+    proc_fd_path(path, "fd", fd);
+    ssize_t n = readlink(path, target, sizeof target);
+    if (n >= 0 && (n < 6 || memcmp(target, "pipe:[", 6) != 0)) return -EBADFD;
     return 0;
 }
 
@@ -521,7 +753,7 @@ int barrier_deserialize(Barrier *ret, const char *record, pid_t owner) {
     if (strnlen(record, BARRIER_RECORD_MAX) >= BARRIER_RECORD_MAX) return -E2BIG;
 
     RecordReader in{record};
-    uint64_t pid;
+    uint64_t pid, me_id, them_id, pipe_ino, err;
     bool child;
     Barrier b BARRIER_NULL;
     int pipe_fd;
@@ -535,11 +767,11 @@ int barrier_deserialize(Barrier *ret, const char *record, pid_t owner) {
         child = true;
     else
         return -EINVAL;
-    if (!in.literal(" me=") || !in.fd(&b.me) || !in.literal(" them=") || !in.fd(&b.them) ||
-        !in.literal(" pipe=") || !in.fd(&pipe_fd) || !in.literal(" n=") || !in.i64(&n) ||
+    if (!in.fd_id(" me=", &b.me, &me_id) || !in.fd_id(" them=", &b.them, &them_id) ||
+        !in.fd_id(" pipe=", &pipe_fd, &pipe_ino) || !in.literal(" n=") || !in.i64(&n) ||
         !in.literal(" state="))
         return -EINVAL;
-    bool aborted = true;
+    bool aborted = true, they = false;
     if (in.literal("none")) {
         aborted = false;
         b.barriers = n;
@@ -547,22 +779,35 @@ int barrier_deserialize(Barrier *ret, const char *record, pid_t owner) {
         b.barriers = I_ABORTED;
     } else if (in.literal("they")) {
         b.barriers = THEY_ABORTED;
+        they = true;
     } else if (in.literal("we")) {
         b.barriers = WE_ABORTED;
+        they = true;
     } else {
         return -EINVAL;
     }
-    if (*in.p != '\0') return -EINVAL;
-    /* An aborted side has no count; a count never reaches the states. */
-    if (aborted ? n != 0 : n < COUNT_FLOOR) return -EINVAL;
+    if (!in.literal(" err=") || !in.u64(BARRIER_ABORT_ERRNO_MAX, &err) || *in.p != '\0')
+        return -EINVAL;
+    /* An aborted side has no count, and a count stays within what place()
+     * allows; only a side that saw them abort knows a reason. */
+    if (aborted ? n != 0 : (n < -BARRIER_COUNT_MAX || n > BARRIER_COUNT_MAX)) return -EINVAL;
+    if (err != 0 && !they) return -EINVAL;
+    b.abort_errno = static_cast<int>(err);
     if (b.me == b.them || b.me == pipe_fd || b.them == pipe_fd) return -EINVAL;
 
     if (static_cast<pid_t>(pid) != (owner != 0 ? owner : getpid())) return -ESRCH;
 
-    int r = check_fd(b.me, true, 0);
-    if (r == 0) r = check_fd(b.them, true, 0);
-    if (r == 0) r = check_fd(pipe_fd, false, child ? O_WRONLY : O_RDONLY);
+    const int fds[3] = {b.me, b.them, pipe_fd};
+    for (int fd : fds) {
+        int r = check_inherited(fd);
+        if (r < 0) return r;
+    }
+    EventfdInfo me_info, them_info;
+    int r = check_eventfd(b.me, me_id, &me_info);
+    if (r == 0) r = check_eventfd(b.them, them_id, &them_info);
+    if (r == 0) r = check_pipe(pipe_fd, pipe_ino, child ? O_WRONLY : O_RDONLY);
     if (r < 0) return r;
+    if (same_file(b.me, b.them, me_info, them_info)) return -EBADFD;
 
     b.pipe[child ? 1 : 0] = pipe_fd;
     r = set_cloexec(&b, true);

@@ -74,6 +74,15 @@ typedef enum {
     /* serialize into the environment, execve() a program that does not
      * exist, then go on with the same barrier: '1' once execve() failed */
     OP_EXEC_FAILS = 'f',
+    /* abort with the reason arg: '1' or '0' as abort() */
+    OP_ABORT_ERRNO = 'A',
+    /* the reason the other side sent, as the answer byte itself */
+    OP_GET_ABORT_ERRNO = 'G',
+    /* a second process acting for this side: serialize into the
+     * environment, fork a helper that takes the record over (as its
+     * parent's) and aborts with the reason arg; '1' if its abort()
+     * returned true. The side itself is left as it was. */
+    OP_HELPER_ABORTS = 'H',
 } Op;
 
 #define TIMEOUT_NONE UINT32_MAX
@@ -120,6 +129,9 @@ typedef struct {
 #define SIGNALS(side, n) {STEP_SIGNALS, side, 0, n, 0}
 #define TIMED(side, op, ms, answer) {STEP_DO, side, op, ms, answer}
 #define EXEC_SERIALIZED(side, how) {STEP_EXEC, side, OP_EXEC_SERIALIZED, how, 'R'}
+#define ABORT_ERRNO(side, err, expect) {STEP_DO, side, OP_ABORT_ERRNO, err, (expect) ? '1' : '0'}
+#define ABORT_ERRNO_IS(side, err) {STEP_DO, side, OP_GET_ABORT_ERRNO, 0, err}
+#define HELPER_ABORTS(side, err) {STEP_DO, side, OP_HELPER_ABORTS, err, '1'}
 /* clang-format on */
 
 typedef struct {
@@ -192,6 +204,39 @@ static const BarrierCase cases[] = {
       PREDICATES(P, PRED_I | PRED_IS), DO(P, OP_WAIT_ABORTION, false),
       PREDICATES(P, PRED_I | PRED_THEY | PRED_WE | PRED_IS), DO(P, OP_ABORT, false),
       DO(C, OP_WAIT_ABORTION, false), PREDICATES(C, PRED_I | PRED_THEY | PRED_WE | PRED_IS)}},
+    /* An abortion with a reason: it supersedes queued points like any
+     * abortion, only the other side learns the reason, and an exit or a
+     * plain abortion carries none. */
+    {"abort-errno-reaches-the-other-side",
+     {DO(C, OP_PLACE, true), DO(C, OP_PLACE, true), ABORT_ERRNO(C, EACCES, true),
+      ABORT_ERRNO_IS(P, 0), ABORT_ERRNO_IS(C, 0), DO(P, OP_WAIT_NEXT, false),
+      ABORT_ERRNO_IS(P, EACCES), PREDICATES(P, PRED_THEY | PRED_IS), ABORT_ERRNO_IS(C, 0),
+      DO(P, OP_ABORT, false), DO(C, OP_WAIT_ABORTION, false), ABORT_ERRNO_IS(C, 0),
+      PREDICATES(C, PRED_I | PRED_THEY | PRED_WE | PRED_IS), ABORT_ERRNO_IS(P, EACCES)}},
+    {"abort-errno-wakes-a-blocked-wait",
+     {DO(P, OP_PLACE, true), BLOCKS(P, OP_SYNC), ABORT_ERRNO(C, ENOENT, true), RESULT(P, false),
+      ABORT_ERRNO_IS(P, ENOENT), ABORT_ERRNO(C, EIO, true), DO(C, OP_WAIT_NEXT, false), EXIT(C),
+      DO(P, OP_WAIT_ABORTION, true), ABORT_ERRNO_IS(P, ENOENT)}},
+    {"abort-errno-survives-the-handover",
+     {ABORT_ERRNO(P, EPERM, true), DO(C, OP_WAIT_NEXT, false), EXEC_SERIALIZED(C, 0),
+      ABORT_ERRNO_IS(C, EPERM), PREDICATES(C, PRED_THEY | PRED_IS), EXEC_SERIALIZED(C, 1),
+      ABORT_ERRNO_IS(C, EPERM)}},
+    {"exit-and-plain-abort-carry-no-reason",
+     {DO(C, OP_PLACE, true), EXIT(C), DO(P, OP_WAIT_NEXT, true), DO(P, OP_WAIT_NEXT, false),
+      ABORT_ERRNO_IS(P, 0), PREDICATES(P, PRED_THEY | PRED_IS)}},
+    /* Two processes acting for one side both abort, with points still
+     * queued: no write fails, the owner's abort() reports that the other
+     * side has not aborted, and the other side sees one abortion. A reason
+     * and a plain abortion give that reason; two reasons give EPROTO. */
+    {"two-abortions-of-one-side-reason-and-plain",
+     {DO(C, OP_PLACE, true), DO(C, OP_PLACE, true), HELPER_ABORTS(C, EACCES), DO(C, OP_ABORT, true),
+      PREDICATES(C, PRED_I | PRED_IS), DO(P, OP_WAIT_NEXT, false), ABORT_ERRNO_IS(P, EACCES),
+      DO(P, OP_ABORT, false), DO(C, OP_WAIT_ABORTION, false),
+      PREDICATES(C, PRED_I | PRED_THEY | PRED_WE | PRED_IS)}},
+    {"two-abortions-of-one-side-two-reasons",
+     {DO(C, OP_PLACE, true), HELPER_ABORTS(C, ENOENT), ABORT_ERRNO(C, EACCES, true),
+      PREDICATES(C, PRED_I | PRED_IS), DO(P, OP_WAIT_NEXT, false), ABORT_ERRNO_IS(P, EPROTO)}},
+
     {"destroy-is-implicit-abortion",
      {DO(C, OP_PLACE, true), DESTROY(C), DO(P, OP_WAIT_NEXT, true), DO(P, OP_WAIT_NEXT, false),
       PREDICATES(P, PRED_THEY | PRED_IS), ALIVE(C)}},
@@ -377,6 +422,25 @@ static char grandchild_is_refused(const BarrierBackend *be, void *b) {
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? '1' : '0';
 }
 
+static char helper_aborts(const BarrierBackend *be, void *b, int err) {
+    void *theirs = be->alloc();
+    if (be->serialize_env(b, NULL) < 0) child_fail("serialize_env");
+    pid_t pid = fork();
+    if (pid < 0) child_fail("fork");
+    if (pid == 0) {
+        /* The helper inherited the fds and the variable; the record is
+         * its parent's. */
+        if (be->deserialize(theirs, getenv(BARRIER_ENV), getppid()) < 0) _exit(2);
+        _exit(be->abort_errno(theirs, err) ? 0 : 1);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) child_fail("waitpid");
+    if (unsetenv(BARRIER_ENV) < 0) child_fail("unsetenv");
+    be->free(theirs); /* still empty here: the helper filled its own copy */
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? '1' : '0';
+}
+
 /* Replaces the side's program by a fresh copy of the test binary that
  * takes the barrier over, through the environment or through envp. */
 __attribute__((noreturn)) static void exec_serialized(const BarrierBackend *be, void *b,
@@ -416,6 +480,15 @@ static void side_loop(const BarrierBackend *be, void *b, const SideIo *io, unsig
                 break;
             case OP_ABORT:
                 answer = be->abort(b) ? '1' : '0';
+                break;
+            case OP_ABORT_ERRNO:
+                answer = be->abort_errno(b, (int)cmd.arg) ? '1' : '0';
+                break;
+            case OP_GET_ABORT_ERRNO:
+                answer = (char)be->get_abort_errno(b);
+                break;
+            case OP_HELPER_ABORTS:
+                answer = helper_aborts(be, b, (int)cmd.arg);
                 break;
             case OP_WAIT_NEXT:
                 answer = be->wait_next(b) ? '1' : '0';

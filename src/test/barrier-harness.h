@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -26,6 +27,8 @@ typedef struct BarrierBackend {
     void (*destroy)(void *b);
     bool (*place)(void *b);
     bool (*abort)(void *b);
+    bool (*abort_errno)(void *b, int err);
+    int (*get_abort_errno)(const void *b);
     bool (*wait_next)(void *b);
     bool (*wait_abortion)(void *b);
     bool (*sync_next)(void *b);
@@ -43,7 +46,8 @@ typedef struct BarrierBackend {
     int (*get_pollfds)(const void *b, struct pollfd ret[2]);
     int (*serialize)(void *b, char *buf, size_t size);
     int (*serialize_env)(void *b, const char *name);
-    int (*deserialize_env)(void *b, const char *name); /* into an empty b */
+    int (*deserialize_env)(void *b, const char *name);            /* into an empty b */
+    int (*deserialize)(void *b, const char *record, pid_t owner); /* into an empty b */
 } BarrierBackend;
 
 /* Registers every case under prefix (e.g. "/barrier"). */

@@ -1,10 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* What an event-loop adapter of the barrier waits for (see
- * barrier_wait_kind_timeout(3)). The adapters for GLib (barrier-glib.h) and
- * sd-event (barrier-sd-event.h) take one of these kinds and complete the
- * wait it names without blocking, whenever the barrier's fds report news. */
+/* Waiting for a barrier from an event loop (see barrier_wait_kind_timeout(3)).
+ * The adapters for GLib (barrier-glib.h) and sd-event (barrier-sd-event.h)
+ * take one of these kinds and complete the wait it names without blocking,
+ * whenever the barrier's fds report news; the functions below are what
+ * they, or an integration with another loop, are made of.
+ *
+ * The rules of such an integration: it watches the fds of
+ * barrier_get_pollfds() themselves (no duplicates, which would keep the
+ * pipe open and hide a destroyed barrier from the other side); it calls
+ * the wait only when the loop reports an event on them, and otherwise
+ * decides from memory with barrier_wait_kind_peek(); and it attaches
+ * itself with barrier_watch(), which tells it when this side changes the
+ * state, moves the barrier, or closes its fds. */
 
 #include <stdint.h>
 
@@ -29,6 +38,46 @@ typedef enum BarrierWaitKind {
  * Returns -EINVAL for an unknown kind, without touching b. */
 IPCBARRIER_EXPORT int barrier_wait_kind_timeout(Barrier *b, BarrierWaitKind kind,
                                                 uint64_t timeout_usec);
+
+/* What the wait of kind would return now without reading the fds: 1 or 0
+ * when the barrier's state alone decides it (an abortion this side knows
+ * of; a sync that is not ahead), -EAGAIN when only the fds can tell,
+ * -EBADF if the role is not set, -EINVAL for an unknown kind. Makes no
+ * syscall: for a loop's every iteration, or after a callback. */
+IPCBARRIER_EXPORT int barrier_wait_kind_peek(const Barrier *b, BarrierWaitKind kind);
+
+/* What barrier_watch()'s function is told. */
+typedef enum BarrierWatchEvent {
+    /* This side changed the state in a way that may end a wait without
+     * news on the fds (it aborted): look with barrier_wait_kind_peek(). */
+    BARRIER_WATCH_CHANGED,
+    /* barrier_move() moved the barrier: b is its new address. */
+    BARRIER_WATCH_MOVED,
+    /* barrier_destroy() is about to close the fds: stop watching them now.
+     * The watch is removed before the call; b is empty afterwards. */
+    BARRIER_WATCH_CLOSING,
+    /* A fatal I/O error is about to close the pipe end: stop watching the
+     * fds now. The watch is removed before the call; b is aborted ("we
+     * aborted") afterwards, and every wait returns 0 at once. */
+    BARRIER_WATCH_FAILED,
+} BarrierWatchEvent;
+
+typedef void (*barrier_watch_func_t)(Barrier *b, BarrierWatchEvent event, void *userdata);
+
+/* Attaches the one reader that a barrier may have besides blocking waits:
+ * an event-loop source, which is then told through func what happens to b
+ * (see BarrierWatchEvent). func is called from the function that changes b,
+ * in the process that attached it; never in a child forked afterwards. b's
+ * role must be set, and b must stay where it is (or move with
+ * barrier_move()) while attached. Returns 0, -EINVAL for a NULL b or func,
+ * -EBADF if the role is not set, -EBUSY if another source is attached,
+ * -ENOMEM. */
+IPCBARRIER_EXPORT int barrier_watch(Barrier *b, barrier_watch_func_t func, void *userdata);
+
+/* Detaches the watch that func and userdata attached to b. Returns 0, or
+ * -ENOENT if b has no such watch (it was destroyed, failed, or another
+ * watch is attached). */
+IPCBARRIER_EXPORT int barrier_unwatch(Barrier *b, barrier_watch_func_t func, void *userdata);
 
 #ifdef __cplusplus
 }

@@ -24,18 +24,16 @@ class Barrier {
   public:
     /* An empty barrier: owns nothing, every operation on it fails. */
     Barrier() noexcept = default;
-    Barrier(Barrier &&other) noexcept : b_(other.b_) { other.b_ = ::Barrier BARRIER_NULL; }
+    /* Moves leave other empty; an event-loop source attached to it
+     * follows the barrier. */
+    Barrier(Barrier &&other) noexcept { barrier_move(&b_, &other.b_); }
     Barrier &operator=(Barrier &&other) noexcept {
-        if (this != &other) {
-            barrier_destroy(&b_);
-            b_ = other.b_;
-            other.b_ = ::Barrier BARRIER_NULL;
-        }
+        barrier_move(&b_, &other.b_);
         return *this;
     }
     Barrier(const Barrier &) = delete;
     Barrier &operator=(const Barrier &) = delete;
-    ~Barrier() { barrier_destroy(&b_); }
+    ~Barrier() { (void)barrier_destroy(&b_); }
 
     /* Creates a barrier, before fork(), and moves it into *ret_barrier
      * (destroying what that held). Returns 0 or -errno; *ret_barrier is
@@ -44,8 +42,7 @@ class Barrier {
         ::Barrier b BARRIER_NULL;
         int r = barrier_create(&b);
         if (r < 0) return r;
-        barrier_destroy(&ret_barrier->b_);
-        ret_barrier->b_ = b;
+        barrier_move(&ret_barrier->b_, &b);
         return 0;
     }
 
@@ -55,8 +52,15 @@ class Barrier {
         return barrier_set_role(&b_, static_cast<unsigned>(role));
     }
 
+    /* See barrier_get_fds(): the fds to keep in a child, 2 or 3 of them. */
+    [[nodiscard]] int get_fds(int ret[3]) const noexcept { return barrier_get_fds(&b_, ret); }
+
     bool place() noexcept { return barrier_place(&b_); }
     bool abort() noexcept { return barrier_abort(&b_); }
+    /* An abortion with a reason, and the reason the other side sent: see
+     * barrier_abort_errno() and barrier_get_abort_errno(). */
+    bool abort_errno(int err) noexcept { return barrier_abort_errno(&b_, err); }
+    [[nodiscard]] int get_abort_errno() const noexcept { return barrier_get_abort_errno(&b_); }
     bool wait_next() noexcept { return barrier_wait_next(&b_); }
     bool wait_abortion() noexcept { return barrier_wait_abortion(&b_); }
     bool sync_next() noexcept { return barrier_sync_next(&b_); }
@@ -64,7 +68,12 @@ class Barrier {
     bool place_and_sync() noexcept { return barrier_place_and_sync(&b_); }
 
     /* Whether the barrier holds its fds (created and not destroyed). */
-    [[nodiscard]] bool valid() const noexcept { return b_.me >= 0; }
+    [[nodiscard]] bool valid() const noexcept { return b_.me != b_.them; }
+
+    /* The C barrier inside, for the C functions that take one (the
+     * event-loop adapters): it stays owned by this object. */
+    [[nodiscard]] ::Barrier *c_barrier() noexcept { return &b_; }
+    [[nodiscard]] const ::Barrier *c_barrier() const noexcept { return &b_; }
 
     /* The waits with a limit: 1 where the plain wait returns true, 0 where
      * it returns false, -ETIMEDOUT when the deadline passed (nothing is
@@ -119,8 +128,7 @@ class Barrier {
         ::Barrier b BARRIER_NULL;
         int r = barrier_deserialize(&b, record, owner);
         if (r < 0) return r;
-        barrier_destroy(&ret_barrier->b_);
-        ret_barrier->b_ = b;
+        barrier_move(&ret_barrier->b_, &b);
         return 0;
     }
     [[nodiscard]] static int deserialize_env(Barrier *ret_barrier,
@@ -128,8 +136,7 @@ class Barrier {
         ::Barrier b BARRIER_NULL;
         int r = barrier_deserialize_env(&b, name);
         if (r < 0) return r;
-        barrier_destroy(&ret_barrier->b_);
-        ret_barrier->b_ = b;
+        barrier_move(&ret_barrier->b_, &b);
         return 0;
     }
 
@@ -139,7 +146,7 @@ class Barrier {
     [[nodiscard]] bool is_aborted() const noexcept { return barrier_is_aborted(&b_); }
 
     /* Closes every fd now; the barrier is empty afterwards. */
-    void destroy() noexcept { barrier_destroy(&b_); }
+    void destroy() noexcept { (void)barrier_destroy(&b_); }
 
   private:
     ::Barrier b_ = BARRIER_NULL;
