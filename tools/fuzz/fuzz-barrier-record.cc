@@ -2,30 +2,62 @@
 
 /* fuzz-barrier-record: barrier_deserialize() on arbitrary text.
  *
- * A record is only accepted when its pid is the caller's and its fds are a
- * real barrier's, which random bytes never are. So the process creates one
- * barrier (role child) at start-up and keeps it, and the input may name its
- * parts with placeholders that are replaced before parsing:
+ * A record (version 2, see barrier.cc) is only accepted when its pid is the
+ * caller's and its fds are a real barrier's, inherited (not close-on-exec)
+ * and each the very file the record names by its eventfd id or pipe inode,
+ * which random bytes never are. So the process sets up, once, a barrier
+ * (role child) and a few fds of the wrong kinds, and the input may name
+ * them with placeholders that are replaced before parsing:
  *
- *   $PID    getpid()
- *   $ME     the barrier's eventfd written to    $THEM   the one read from
- *   $PIPE   the pipe end the barrier kept (the write end, as a child)
- *   $RPIPE  a copy of the read end, taken before the role closed it, so
- *           that records of role parent can be accepted too
- *   $EFD    a blocking eventfd (an eventfd of the wrong kind)
- *   $NULL   /dev/null opened read-only (neither eventfd nor pipe)
+ *   $PID      getpid()
+ *   $ME       the barrier's eventfd written to   $MEID    its eventfd id
+ *   $THEM     the barrier's eventfd read from    $THEMID  its eventfd id
+ *   $PIPE     the pipe end the barrier kept (the write end, as a child)
+ *   $RPIPE    a copy of the read end, taken before the role closed it, so
+ *             that records of role parent can be accepted too
+ *   $PIPEINO  the pipe's inode number (both ends have it)
+ *   $MEDUP    a dup of $ME: the same eventfd under another number
+ *   $CLOEXEC  a dup of $ME that is close-on-exec (not inherited)
+ *   $OTHER    an unrelated non-blocking eventfd  $OTHERID  its eventfd id
+ *   $EFD      a blocking eventfd                 $EFDID    its eventfd id
+ *   $SEMFD    a non-blocking semaphore eventfd   $SEMFDID  its eventfd id
+ *   $FIFO     the write end of a named FIFO      $RFIFO    its read end
+ *   $FIFOINO  the FIFO's inode number
+ *   $NULL     /dev/null opened read-only (neither eventfd nor pipe)
+ *
+ * The longest name wins ("$MEID" is not "$ME" and "ID"). What follows a
+ * placeholder stays: "$PIPEINO1" is the inode with a 1 appended, a number
+ * that is not the inode. The ids are 0 where the kernel shows none. Every
+ * fd but $CLOEXEC is inherited, and the fixture puts that state back
+ * before each input (a successful parse sets close-on-exec on the three
+ * fds it adopts, barrier_serialize() clears it). The FIFO's directory and
+ * name are removed as soon as both ends are open: /proc still shows the
+ * ends as a named FIFO's, and nothing is left behind if the process dies.
+ * stdin becomes another dup of $ME, so that a record naming fd 0 is
+ * refused for being stdio and for nothing else (neither the target nor
+ * libFuzzer reads stdin); stdout and stderr are opened on /dev/null where
+ * they are closed, so that fds 0 to 2 are always open. The refusals of
+ * semaphores and of unrelated eventfds rest on lines of /proc/self/fdinfo
+ * that older kernels do not show; the fixture says so on stderr then.
  *
  * Checked on every input, aborting when violated:
  *   - on failure the result is -EINVAL, -E2BIG, -ESRCH, -EBADF or -EBADFD,
- *     and the output Barrier is untouched;
- *   - on success the eventfds are the start-up barrier's two, the pipe end
- *     is a pipe of the direction the role needs, all three are
- *     close-on-exec, and barrier_serialize() of the result gives back the
- *     text that was parsed, byte for byte (so only the one canonical
- *     spelling of a record is ever accepted);
- *   - either way, the fds the process created keep close-on-exec.
+ *     and neither the output Barrier nor the close-on-exec flag of any fd
+ *     of the fixture has changed;
+ *   - on success the eventfds are two different files among the
+ *     fixture's inherited non-blocking, non-semaphore eventfds ($ME or
+ *     $MEDUP, $THEM, and $OTHER: a record that gives an eventfd's own id
+ *     names that very file, whatever barrier it was made for), the pipe
+ *     end is the fixture's pipe in the direction the role needs, no
+ *     event-loop source is attached, the three fds are close-on-exec and
+ *     no other fd changed; barrier_serialize() of the result clears
+ *     close-on-exec on exactly those three and gives back the text that
+ *     was parsed, byte for byte, except that a recorded eventfd id 0 (the
+ *     comparison skipped) comes back as the kernel's id: so every field,
+ *     the abortion reason included, survives the round trip, and no other
+ *     spelling of a record is ever accepted.
  *
- * The result is not destroyed: its fds are the start-up barrier's.
+ * The result is not destroyed: its fds are the fixture's.
  *
  * The standalone driver (standalone-main.cc) tells the target each file's
  * name through fuzz_input_name(). A name that begins with an outcome and a
@@ -35,6 +67,7 @@
 
 #include <ipcbarrier/barrier.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -43,6 +76,7 @@
 #include <iterator>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/eventfd.h>
@@ -54,15 +88,11 @@ extern "C" void fuzz_input_name(const char *name);
 
 namespace {
 
-struct Fixture {
-    Barrier barrier;
-    int read_end;     /* the copy of the pipe's read end */
-    int blocking_efd; /* an eventfd without O_NONBLOCK */
-    int devnull;
-};
+const char *input_name = nullptr;
 
 [[noreturn]] void fail(const char *what, const std::string &text) {
-    fprintf(stderr, "fuzz-barrier-record: %s\n  record: \"%s\"\n", what, text.c_str());
+    fprintf(stderr, "fuzz-barrier-record: %s%s%s\n  record: \"%s\"\n", input_name ? input_name : "",
+            input_name ? ": " : "", what, text.c_str());
     abort();
 }
 
@@ -71,48 +101,205 @@ struct Fixture {
     abort();
 }
 
+/* An fd of the fixture and whether it is close-on-exec between inputs. */
+struct FixtureFd {
+    int fd;
+    bool cloexec;
+};
+
+struct Fixture {
+    Barrier barrier;
+    int read_end = -1; /* the copy of the pipe's read end */
+    int me_dup = -1;
+    int cloexec_dup = -1;
+    int other_efd = -1;
+    int blocking_efd = -1;
+    int semaphore_efd = -1;
+    int fifo_write = -1, fifo_read = -1;
+    int devnull = -1;
+    uint64_t pipe_ino = 0;
+    std::vector<FixtureFd> fds;
+    /* The placeholders, the longest name first. */
+    std::vector<std::pair<std::string, std::string>> placeholders;
+};
+
+/* Whether /proc/self/fdinfo shows a line "key" for fd; if so, stores the
+ * number after it in *ret. */
+bool fdinfo_field(int fd, std::string_view key, uint64_t *ret) {
+    std::string path = "/proc/self/fdinfo/" + std::to_string(fd);
+    int info = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (info < 0) return false;
+    std::string text;
+    char chunk[256];
+    ssize_t n;
+    while ((n = read(info, chunk, sizeof chunk)) > 0) text.append(chunk, static_cast<size_t>(n));
+    close(info);
+    for (size_t line = 0; line < text.size();) {
+        if (std::string_view(text).substr(line, key.size()) == key) {
+            *ret = strtoull(text.c_str() + line + key.size(), nullptr, 10);
+            return true;
+        }
+        size_t next = text.find('\n', line);
+        if (next == std::string::npos) break;
+        line = next + 1;
+    }
+    return false;
+}
+
+/* The "eventfd-id" /proc/self/fdinfo shows for fd, or 0. */
+uint64_t eventfd_id(int fd) {
+    uint64_t id = 0;
+    return fdinfo_field(fd, "eventfd-id:", &id) ? id : 0;
+}
+
+uint64_t inode_of(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) fail_setup("fstat", errno);
+    return static_cast<uint64_t>(st.st_ino);
+}
+
+/* Opens /dev/null on each of fds 0 to 2 that is closed, lowest first, so
+ * that open() returns that very number and the fixture's fds are above. */
+void open_stdio() {
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0) continue;
+        int r = open("/dev/null", O_RDWR);
+        if (r < 0) fail_setup("/dev/null for stdio", errno);
+        if (r != fd) fail_setup("/dev/null for stdio", EBADF);
+    }
+}
+
+/* A named FIFO, both ends non-blocking, in a private directory that is
+ * removed at once. */
+void open_fifo(Fixture *s) {
+    const char *tmp = getenv("TMPDIR");
+    std::string dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/fuzz-barrier-record.XXXXXX";
+    if (!mkdtemp(dir.data())) fail_setup("mkdtemp", errno);
+    std::string path = dir + "/fifo";
+    if (mkfifo(path.c_str(), 0600) < 0) fail_setup("mkfifo", errno);
+    /* The read end first: a non-blocking write end needs a reader. */
+    s->fifo_read = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (s->fifo_read < 0) fail_setup("the FIFO's read end", errno);
+    s->fifo_write = open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (s->fifo_write < 0) fail_setup("the FIFO's write end", errno);
+    if (unlink(path.c_str()) < 0) fail_setup("unlink of the FIFO", errno);
+    if (rmdir(dir.c_str()) < 0) fail_setup("rmdir of the FIFO's directory", errno);
+}
+
+void make_fixture(Fixture *s) {
+    open_stdio();
+    s->barrier = BARRIER_NULL;
+    int r = barrier_create(&s->barrier);
+    if (r < 0) fail_setup("barrier_create", -r);
+    s->read_end = fcntl(s->barrier.pipe[0], F_DUPFD_CLOEXEC, 0);
+    if (s->read_end < 0) fail_setup("dup of the read end", errno);
+    r = barrier_set_role(&s->barrier, BARRIER_CHILD);
+    if (r < 0) fail_setup("barrier_set_role", -r);
+    s->pipe_ino = inode_of(s->barrier.pipe[1]);
+
+    if (dup2(s->barrier.me, STDIN_FILENO) < 0) fail_setup("dup of me on stdin", errno);
+    s->me_dup = fcntl(s->barrier.me, F_DUPFD_CLOEXEC, 0);
+    if (s->me_dup < 0) fail_setup("dup of me", errno);
+    s->cloexec_dup = fcntl(s->barrier.me, F_DUPFD_CLOEXEC, 0);
+    if (s->cloexec_dup < 0) fail_setup("dup of me", errno);
+    s->other_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->other_efd < 0) fail_setup("eventfd", errno);
+    s->blocking_efd = eventfd(0, EFD_CLOEXEC);
+    if (s->blocking_efd < 0) fail_setup("eventfd", errno);
+    s->semaphore_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
+    if (s->semaphore_efd < 0) fail_setup("eventfd", errno);
+    open_fifo(s);
+    s->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (s->devnull < 0) fail_setup("/dev/null", errno);
+
+    const int inherited[] = {STDIN_FILENO,     s->barrier.me, s->barrier.them, s->barrier.pipe[1],
+                             s->read_end,      s->me_dup,     s->other_efd,    s->blocking_efd,
+                             s->semaphore_efd, s->fifo_write, s->fifo_read,    s->devnull};
+    for (int fd : inherited) s->fds.push_back({fd, false});
+    s->fds.push_back({s->cloexec_dup, true});
+
+    auto number = [](auto v) { return std::to_string(v); };
+    s->placeholders = {
+        {"$PID", number(getpid())},
+        {"$ME", number(s->barrier.me)},
+        {"$MEID", number(eventfd_id(s->barrier.me))},
+        {"$THEM", number(s->barrier.them)},
+        {"$THEMID", number(eventfd_id(s->barrier.them))},
+        {"$PIPE", number(s->barrier.pipe[1])},
+        {"$RPIPE", number(s->read_end)},
+        {"$PIPEINO", number(s->pipe_ino)},
+        {"$MEDUP", number(s->me_dup)},
+        {"$CLOEXEC", number(s->cloexec_dup)},
+        {"$OTHER", number(s->other_efd)},
+        {"$OTHERID", number(eventfd_id(s->other_efd))},
+        {"$EFD", number(s->blocking_efd)},
+        {"$EFDID", number(eventfd_id(s->blocking_efd))},
+        {"$SEMFD", number(s->semaphore_efd)},
+        {"$SEMFDID", number(eventfd_id(s->semaphore_efd))},
+        {"$FIFO", number(s->fifo_write)},
+        {"$RFIFO", number(s->fifo_read)},
+        {"$FIFOINO", number(inode_of(s->fifo_write))},
+        {"$NULL", number(s->devnull)},
+    };
+    /* The refusals that rest on what the kernel shows cannot happen
+     * without it; say so, as the files that expect them then fail. */
+    uint64_t semaphore = 0;
+    if (!fdinfo_field(s->semaphore_efd, "eventfd-semaphore:", &semaphore) || semaphore != 1)
+        fprintf(stderr,
+                "fuzz-barrier-record: note: /proc/self/fdinfo shows no eventfd-semaphore line "
+                "(Linux < 6.5): a semaphore eventfd cannot be told from another\n");
+    if (eventfd_id(s->barrier.me) == 0)
+        fprintf(stderr,
+                "fuzz-barrier-record: note: /proc/self/fdinfo shows no eventfd-id line "
+                "(Linux < 5.2): unrelated eventfds cannot be told from the barrier's\n");
+    std::stable_sort(s->placeholders.begin(), s->placeholders.end(),
+                     [](const auto &a, const auto &b) { return a.first.size() > b.first.size(); });
+}
+
 const Fixture &fixture() {
     static const Fixture f = [] {
-        Fixture s{BARRIER_NULL, -1, -1, -1};
-        int r = barrier_create(&s.barrier);
-        if (r < 0) fail_setup("barrier_create", -r);
-        s.read_end = fcntl(s.barrier.pipe[0], F_DUPFD_CLOEXEC, 0);
-        if (s.read_end < 0) fail_setup("dup of the read end", errno);
-        r = barrier_set_role(&s.barrier, BARRIER_CHILD);
-        if (r < 0) fail_setup("barrier_set_role", -r);
-        s.blocking_efd = eventfd(0, EFD_CLOEXEC);
-        if (s.blocking_efd < 0) fail_setup("eventfd", errno);
-        s.devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (s.devnull < 0) fail_setup("/dev/null", errno);
+        Fixture s;
+        make_fixture(&s);
         return s;
     }();
     return f;
 }
 
+bool is_cloexec(int fd) {
+    int flags = fcntl(fd, F_GETFD);
+    return flags >= 0 && (flags & FD_CLOEXEC);
+}
+
+/* Puts every fd of the fixture back into its state between inputs. */
+void restore_fixture(const Fixture &f) {
+    for (const auto &x : f.fds)
+        if (fcntl(x.fd, F_SETFD, x.cloexec ? FD_CLOEXEC : 0) < 0)
+            fail_setup("cannot restore close-on-exec", errno);
+}
+
+/* Checks that each fd of the fixture is close-on-exec as between inputs,
+ * except that those in changed are close-on-exec exactly if cloexec. */
+void check_fixture_fds(const Fixture &f, const std::vector<int> &changed, bool cloexec,
+                       const char *what, const std::string &text) {
+    for (const auto &x : f.fds) {
+        bool expected =
+            std::find(changed.begin(), changed.end(), x.fd) != changed.end() ? cloexec : x.cloexec;
+        if (is_cloexec(x.fd) != expected) fail(what, text);
+    }
+}
+
 /* The text the parser sees: the input up to its first NUL, with the
  * placeholders replaced. */
 std::string substitute(const Fixture &f, std::string_view in) {
-    const struct {
-        std::string_view name;
-        long value;
-    } placeholders[] = {
-        {"$PID", static_cast<long>(getpid())},
-        {"$ME", f.barrier.me},
-        {"$THEM", f.barrier.them},
-        {"$PIPE", f.barrier.pipe[1]},
-        {"$RPIPE", f.read_end},
-        {"$EFD", f.blocking_efd},
-        {"$NULL", f.devnull},
-    };
     std::string out;
-    out.reserve(in.size());
+    out.reserve(in.size() + 64);
     while (!in.empty()) {
         bool replaced = false;
         if (in.front() == '$') {
-            for (const auto &p : placeholders) {
-                if (in.substr(0, p.name.size()) == p.name) {
-                    out += std::to_string(p.value);
-                    in.remove_prefix(p.name.size());
+            for (const auto &[name, value] : f.placeholders) {
+                if (in.substr(0, name.size()) == name) {
+                    out += value;
+                    in.remove_prefix(name.size());
                     replaced = true;
                     break;
                 }
@@ -126,11 +313,6 @@ std::string substitute(const Fixture &f, std::string_view in) {
     return out;
 }
 
-bool is_cloexec(int fd) {
-    int flags = fcntl(fd, F_GETFD);
-    return flags >= 0 && (flags & FD_CLOEXEC);
-}
-
 bool is_pipe(int fd, int access_mode) {
     struct stat st;
     int flags = fcntl(fd, F_GETFL);
@@ -138,35 +320,65 @@ bool is_pipe(int fd, int access_mode) {
            (flags & O_ACCMODE) == access_mode;
 }
 
-void check_fixture_cloexec(const Fixture &f, const std::string &text) {
-    const int fds[] = {f.barrier.me, f.barrier.them, f.barrier.pipe[1],
-                       f.read_end,   f.blocking_efd, f.devnull};
-    for (int fd : fds)
-        if (!is_cloexec(fd)) fail("an fd of the process lost close-on-exec", text);
+/* Which eventfd of the fixture fd is (dups count as one), or -1 if it is
+ * none that may be adopted. */
+int eventfd_file(const Fixture &f, int fd) {
+    if (fd == f.barrier.me || fd == f.me_dup) return 0;
+    if (fd == f.barrier.them) return 1;
+    if (fd == f.other_efd) return 2;
+    return -1;
+}
+
+/* text, accepted, as barrier_serialize() writes it: the same, but with an
+ * eventfd id of 0 replaced by the kernel's. */
+std::string canonical(std::string_view text) {
+    std::string out;
+    while (!text.empty()) {
+        size_t end = text.find(' ');
+        std::string_view field = text.substr(0, end);
+        size_t colon = field.find(':');
+        if ((field.starts_with("me=") || field.starts_with("them=")) &&
+            colon != std::string_view::npos && field.substr(colon + 1) == "0") {
+            int fd = atoi(std::string(field.substr(field.find('=') + 1)).c_str());
+            out += field.substr(0, colon + 1);
+            out += std::to_string(eventfd_id(fd));
+        } else {
+            out += field;
+        }
+        if (end == std::string_view::npos) break;
+        out += ' ';
+        text.remove_prefix(end + 1);
+    }
+    return out;
 }
 
 void check_success(const Fixture &f, Barrier *b, const std::string &text) {
     bool child = b->pipe[1] >= 0;
     int pipe_fd = child ? b->pipe[1] : b->pipe[0];
     if ((b->pipe[0] >= 0) == child) fail("not exactly one pipe end set", text);
-    const int efds[] = {f.barrier.me, f.barrier.them};
-    if (b->me == b->them || (b->me != efds[0] && b->me != efds[1]) ||
-        (b->them != efds[0] && b->them != efds[1]))
-        fail("accepted an eventfd that is not the barrier's", text);
+    int me = eventfd_file(f, b->me), them = eventfd_file(f, b->them);
+    if (me < 0 || them < 0) fail("accepted an eventfd that may not be adopted", text);
+    if (me == them) fail("accepted one eventfd as both me and them", text);
+    if (pipe_fd != (child ? f.barrier.pipe[1] : f.read_end))
+        fail("accepted a pipe end that is not the barrier's", text);
     if (!is_pipe(pipe_fd, child ? O_WRONLY : O_RDONLY))
         fail("accepted a pipe end of the wrong kind or direction", text);
-    if (!is_cloexec(b->me) || !is_cloexec(b->them) || !is_cloexec(pipe_fd))
-        fail("accepted fds without close-on-exec", text);
+    if (b->watch) fail("the result has an event-loop source", text);
+    const std::vector<int> adopted = {b->me, b->them, pipe_fd};
+    check_fixture_fds(f, adopted, true, "accepted fds are not exactly the three close-on-exec",
+                      text);
 
     char again[BARRIER_RECORD_MAX];
     int len = barrier_serialize(b, again, sizeof again);
-    /* barrier_serialize() cleared close-on-exec; the parse had set it. */
-    const int fds[] = {b->me, b->them, pipe_fd};
-    for (int fd : fds)
-        if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) fail("cannot restore close-on-exec", text);
     if (len < 0) fail("the accepted barrier does not serialize", text);
-    if (std::string_view(again, static_cast<size_t>(len)) != text) {
-        fprintf(stderr, "fuzz-barrier-record: serialized again: \"%s\"\n", again);
+    check_fixture_fds(f, adopted, false,
+                      "barrier_serialize() did not clear close-on-exec on exactly its three fds",
+                      text);
+    restore_fixture(f);
+    std::string expected = canonical(text);
+    if (std::string_view(again, static_cast<size_t>(len)) != expected) {
+        fprintf(stderr, "fuzz-barrier-record: serialized again: \"%s\"\n  expected: \"%s\"\n",
+                again, expected.c_str());
         fail("an accepted record is not what barrier_serialize() writes", text);
     }
 }
@@ -189,8 +401,6 @@ int stated_outcome(const char *name) {
     return -1;
 }
 
-const char *input_name = nullptr;
-
 }  // namespace
 
 /* Called by the standalone driver with the name of the file whose contents
@@ -201,6 +411,7 @@ void fuzz_input_name(const char *name) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const Fixture &f = fixture();
+    restore_fixture(f);
     std::string_view input(reinterpret_cast<const char *>(data), size);
     std::string text = substitute(f, input.substr(0, input.find('\0')));
 
@@ -216,16 +427,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (r != -EINVAL && r != -E2BIG && r != -ESRCH && r != -EBADF && r != -EBADFD)
             fail("an error the contract does not list", text);
         if (memcmp(&out, &sentinel, sizeof out) != 0) fail("a failure changed the output", text);
+        check_fixture_fds(f, {}, false, "a failure changed close-on-exec of an fd", text);
     }
-    check_fixture_cloexec(f, text);
 
     int stated = stated_outcome(input_name);
-    input_name = nullptr;
     if (stated >= 0 && r != OUTCOMES[stated].result) {
         const char *prefix = OUTCOMES[stated].prefix;
         fprintf(stderr, "fuzz-barrier-record: expected \"%.*s\", got %d (%s)\n",
                 static_cast<int>(strlen(prefix) - 1), prefix, r, r ? strerror(-r) : "success");
         fail("the result is not the one the file name states", text);
     }
+    input_name = nullptr;
     return 0;
 }
