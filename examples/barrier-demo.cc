@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The barrier's typical use: parent and child each do their own setup after
  * fork(), meet at the barrier, and only then does the child go on (here, it
- * would execve()). When the child's setup fails, it aborts, and the parent
- * learns it at the meeting point instead of hanging.
+ * would execve()). When the child's setup fails, it aborts with the errno
+ * of the failure, and the parent learns it, and why, at the meeting point
+ * instead of hanging.
  *
  *   barrier-demo [DIR]   the child's "setup" is chdir(DIR); by default the
  *                        demo runs once with "/" and once with a directory
@@ -43,8 +44,9 @@ int run(const char *dir) {
     if (pid == 0) {
         if (barrier.set_role(ipcbarrier::BarrierRole::child) < 0) _exit(2);
         if (chdir(dir) < 0) {
-            child_say("child:  setup failed, aborting the barrier\n");
-            barrier.abort();
+            int err = errno;
+            child_say("child:  setup failed, aborting the barrier with its errno\n");
+            barrier.abort_errno(err);
             _exit(1);
         }
         if (!barrier.place_and_sync()) {
@@ -61,7 +63,12 @@ int run(const char *dir) {
     std::printf("parent: setup done, waiting for the child\n");
     std::fflush(stdout);
     bool met = barrier.place_and_sync();
-    std::printf("parent: %s\n", met ? "the child is ready" : "the child aborted its setup");
+    if (met)
+        std::printf("parent: the child is ready\n");
+    else if (int reason = barrier.get_abort_errno(); reason > 0)
+        std::printf("parent: the child aborted its setup: %s\n", std::strerror(reason));
+    else
+        std::printf("parent: the child went away\n");
 
     int status;
     while (waitpid(pid, &status, 0) < 0)

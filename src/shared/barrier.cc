@@ -666,17 +666,21 @@ struct RecordReader {
 };
 
 /* Whether fd is open and was inherited: -EBADF if it is not open, -EBADFD
- * if it is close-on-exec (nobody handed it over) or one of stdio. */
+ * if it is close-on-exec (nobody handed it over), one of stdio, or an
+ * O_PATH fd (which names a file without opening it for I/O). */
 int check_inherited(int fd) {
     int flags = fcntl(fd, F_GETFD);
     if (flags < 0) return -EBADF;
     if (fd <= STDERR_FILENO || (flags & FD_CLOEXEC)) return -EBADFD;
+    int status = fcntl(fd, F_GETFL);
+    if (status < 0) return -EBADF;
+    if (status & O_PATH) return -EBADFD;
     return 0;
 }
 
-/* Whether fd is the non-blocking eventfd with the recorded id (unless
- * either side of the comparison is unknown) and no semaphore; stores what
- * /proc tells of it in *ret_info. */
+/* Whether fd is the non-blocking eventfd with the recorded id (0 where the
+ * kernel shows none: the record was written on the same kernel) and no
+ * semaphore; stores what /proc tells of it in *ret_info. */
 int check_eventfd(int fd, uint64_t id, EventfdInfo *ret_info) {
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0) return -EBADF;
@@ -685,7 +689,7 @@ int check_eventfd(int fd, uint64_t id, EventfdInfo *ret_info) {
     if (!(flags & O_NONBLOCK)) return -EBADFD;
     *ret_info = eventfd_info(fd);
     if (!ret_info->eventfd || ret_info->semaphore) return -EBADFD;
-    if (id != 0 && ret_info->id != 0 && id != ret_info->id) return -EBADFD;
+    if (id != ret_info->id) return -EBADFD;
     return 0;
 }
 

@@ -74,9 +74,24 @@ static void test_child_setup_fails(void) {
     assert_se(wait_child(pid) == 0);
 }
 
+/* Current systemd: barrier_destroy() takes NULL and returns NULL, for
+ * "b = barrier_destroy(b);" on a pointer. */
+static void test_destroy_returns_null(void) {
+    assert_se(!barrier_destroy(NULL));
+    Barrier *owned = malloc(sizeof *owned), *b = owned;
+    assert_se(b);
+    *b = (Barrier)BARRIER_NULL;
+    assert_se(barrier_create(b) >= 0);
+    b = barrier_destroy(b);
+    assert_se(!b);
+    assert_se(owned->me < 0 && owned->pipe[0] < 0);
+    free(owned);
+}
+
 int main(void) {
     test_setup_then_meet();
     test_child_setup_fails();
+    test_destroy_returns_null();
     printf("systemd-style barrier usage: ok\n");
     return 0;
 }
