@@ -1,17 +1,31 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* bench-barrier: what one round trip through the barrier costs, next to its
- * floor.
+/* bench-barrier: what one round trip through the barrier costs, next to the
+ * least that the same resources allow.
  *
- * Three patterns, each between a parent and its fork()ed child:
+ * Five patterns, each between a parent and its fork()ed child:
  *
- *   raw        two blocking eventfds; the parent writes one and reads the
- *              other, the child reads and writes back: the same round
- *              trip with nothing around it, the floor the others are
- *              measured against.
- *   ping-pong  the parent does place() + wait_next(), the child
- *              wait_next() + place(), alternating.
- *   symmetric  both sides do place_and_sync() in every round.
+ *   ping-pong        the parent does place() + wait_next(), the child
+ *                    wait_next() + place(), alternating.
+ *   symmetric        both sides do place_and_sync() in every round.
+ *   floor-ping-pong  the floor of ping-pong, written by hand without the
+ *                    library: what a barrier holds (two non-blocking
+ *                    eventfds, one per direction, and a pipe of which each
+ *                    side keeps one end), used the cheapest way that still
+ *                    notices the peer's death. A wait is one poll() of my
+ *                    eventfd (POLLIN) and my pipe end (hang-up, error), then
+ *                    one read() of the eventfd; the sides alternate as in
+ *                    ping-pong.
+ *   floor-symmetric  the floor of symmetric, on the same resources: each side
+ *                    writes its point, then waits as above until the other's
+ *                    point has arrived. Like the barrier it counts what it
+ *                    read, so a point that came early (read together with the
+ *                    one before) needs no wait in the next round.
+ *   raw              two blocking eventfds; the parent writes one and reads
+ *                    the other, the child reads and writes back: the round
+ *                    trip with nothing around it. No barrier can get there,
+ *                    since a blocking read() cannot watch for the peer's
+ *                    death; it shows what that watching costs.
  *
  * Parent and child are pinned to the same CPU (set before fork(), so the
  * child inherits it): a side that waits must then really sleep and be
@@ -23,7 +37,10 @@
  * slowest measurement, the parent's context switches per round (voluntary
  * and involuntary) and the share of the CPU that parent and child got: well
  * below 1, other work ran on that CPU too and the numbers are not to be
- * trusted.
+ * trusted. Then come the ratios: each barrier pattern over its floor, with
+ * the goal (at most 3% above it), and each pattern over raw; as the ratio
+ * of the medians, and as the median, lowest and highest of the ratios
+ * within one repetition.
  *
  * "--only PATTERN" runs a single pattern, e.g. under strace or perf to count
  * its syscalls per round (tools/bench/syscalls.sh does that).
@@ -33,6 +50,7 @@
 
 #include <ipcbarrier/barrier.hh>
 #include <ipcbarrier/eventfd-util.hh>
+#include <ipcbarrier/fd-util.hh>
 
 #include <algorithm>
 #include <array>
@@ -45,9 +63,13 @@
 #include <cstring>
 #include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -56,8 +78,9 @@
 
 namespace {
 
-enum class Pattern : unsigned { raw, ping_pong, symmetric };
-constexpr std::array<Pattern, 3> ALL_PATTERNS = {Pattern::raw, Pattern::ping_pong,
+enum class Pattern : unsigned { raw, floor_ping_pong, ping_pong, floor_symmetric, symmetric };
+constexpr std::array<Pattern, 5> ALL_PATTERNS = {Pattern::raw, Pattern::floor_ping_pong,
+                                                 Pattern::ping_pong, Pattern::floor_symmetric,
                                                  Pattern::symmetric};
 
 constexpr uint64_t DEFAULT_ROUNDS = 20000;
@@ -66,14 +89,17 @@ constexpr uint64_t MAX_WARMUP = 1000;
 /* Below this share of the CPU, other work competed with the measurement. */
 constexpr double MIN_CPU_SHARE = 0.90;
 
-/* The goals, as ratios to the raw floor. */
-constexpr double GOAL_PING_PONG = 1.30;
-constexpr double GOAL_SYMMETRIC = 1.10;
+/* The goal for each barrier pattern, as a ratio to its floor. */
+constexpr double GOAL_VS_FLOOR = 1.03;
 
 const char *pattern_name(Pattern p) {
     switch (p) {
         case Pattern::raw:
             return "raw";
+        case Pattern::floor_ping_pong:
+            return "floor-ping-pong";
+        case Pattern::floor_symmetric:
+            return "floor-symmetric";
         case Pattern::ping_pong:
             return "ping-pong";
         case Pattern::symmetric:
@@ -86,6 +112,7 @@ std::optional<Pattern> pattern_from_name(std::string_view s) {
     for (Pattern p : ALL_PATTERNS)
         if (s == pattern_name(p)) return p;
     if (s == "pingpong") return Pattern::ping_pong;
+    if (s == "floor-pingpong") return Pattern::floor_ping_pong;
     return std::nullopt;
 }
 
@@ -188,6 +215,78 @@ bool raw_read(int fd) {
         if (!raw_read(from_parent)) child_fail("raw: read failed");
         if (!raw_write(to_parent)) child_fail("raw: write failed");
     }
+    _exit(EXIT_SUCCESS);
+}
+
+/* One side of a floor pattern: the eventfd it reads, the one it writes, the
+ * pipe end it keeps, and how many points it placed minus how many of the
+ * peer's it consumed (the barrier's counter, without the abortion states).
+ * Both sides use these functions, the child too: async-signal-safe only. */
+struct FloorSide {
+    int mine;
+    int theirs;
+    int pipe_end;
+    int64_t ahead = 0;
+};
+
+bool floor_place(FloorSide *s) {
+    if (!raw_write(s->theirs)) return false;
+    s->ahead += 1;
+    return true;
+}
+
+/* Waits until s->ahead <= limit: poll() my eventfd and my pipe end, then
+ * read() the eventfd. False when the peer is gone or a call failed. */
+bool floor_wait(FloorSide *s, int64_t limit) {
+    while (s->ahead > limit) {
+        struct pollfd pfd[2] = {
+            {.fd = s->mine, .events = POLLIN, .revents = 0},
+            /* Hang-up and error are reported unasked; asking for nothing
+             * else keeps the child's writable end from waking it. */
+            {.fd = s->pipe_end, .events = 0, .revents = 0},
+        };
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        /* What the peer placed before going away still counts, so a
+         * readable eventfd goes first. */
+        if (!(pfd[0].revents & POLLIN)) return false;
+        uint64_t value;
+        ssize_t n = read(s->mine, &value, sizeof value);
+        if (n == static_cast<ssize_t>(sizeof value)) {
+            s->ahead -= static_cast<int64_t>(value);
+            continue;
+        }
+        if (n >= 0 || (errno != EINTR && errno != EAGAIN)) return false;
+    }
+    return true;
+}
+
+/* wait_next(): until the peer placed one more point. */
+bool floor_wait_next(FloorSide *s) {
+    return floor_wait(s, s->ahead - 1);
+}
+
+/* sync(): until the peer placed as many points as we did. */
+bool floor_sync(FloorSide *s) {
+    return floor_wait(s, 0);
+}
+
+enum class Side { parent, child };
+
+/* One round of a floor pattern; in ping-pong the parent places first and
+ * the child waits first. */
+bool floor_round(FloorSide *s, Pattern p, Side side) {
+    if (p == Pattern::floor_symmetric) return floor_place(s) && floor_sync(s);
+    if (side == Side::parent) return floor_place(s) && floor_wait_next(s);
+    return floor_wait_next(s) && floor_place(s);
+}
+
+[[noreturn]] void child_floor(FloorSide s, Pattern p, uint64_t total) {
+    for (uint64_t i = 0; i < total; i++)
+        if (!floor_round(&s, p, Side::child))
+            child_fail("floor: the round trip failed or the parent is gone");
     _exit(EXIT_SUCCESS);
 }
 
@@ -319,6 +418,59 @@ bool measure_raw(uint64_t warmup, uint64_t rounds, Sample *ret) {
         ret);
 }
 
+/* The floor's resources, made with plain syscalls as the barrier makes its
+ * own: two eventfds and a pipe, non-blocking and close-on-exec. */
+struct FloorFds {
+    ipcbarrier::UniqueFd to_child, to_parent;
+    ipcbarrier::UniqueFd pipe_read, pipe_write;
+};
+
+int floor_fds_new(FloorFds *ret) {
+    FloorFds fds;
+    fds.to_child.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!fds.to_child) return -errno;
+    fds.to_parent.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!fds.to_parent) return -errno;
+    int pipe_fds[2];
+    if (pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) < 0) return -errno;
+    fds.pipe_read.reset(pipe_fds[0]);
+    fds.pipe_write.reset(pipe_fds[1]);
+    *ret = std::move(fds);
+    return 0;
+}
+
+bool measure_floor(Pattern p, uint64_t warmup, uint64_t rounds, Sample *ret) {
+    FloorFds fds;
+    int r = floor_fds_new(&fds);
+    if (r < 0) {
+        fprintf(stderr, "bench-barrier: %s: eventfd or pipe: %s\n", pattern_name(p), strerror(-r));
+        return false;
+    }
+    /* The parent keeps the read end, the child the write end, as a barrier
+     * does once the roles are set. */
+    FloorSide parent{fds.to_parent.get(), fds.to_child.get(), fds.pipe_read.get()};
+
+    return measure_pair(
+        warmup, rounds,
+        [&] {
+            fds.pipe_read.reset();
+            child_floor(FloorSide{fds.to_child.get(), fds.to_parent.get(), fds.pipe_write.get()}, p,
+                        warmup + rounds);
+        },
+        [&] {
+            fds.pipe_write.reset();
+            return true;
+        },
+        [&] { return floor_round(&parent, p, Side::parent); },
+        [&](bool ok) {
+            if (!ok) fprintf(stderr, "bench-barrier: %s: round trip failed\n", pattern_name(p));
+            /* Closing our pipe end tells a child that is still waiting that
+             * we are gone. */
+            fds.pipe_read.reset();
+        },
+        ret);
+}
+
 bool measure_barrier(Pattern p, uint64_t warmup, uint64_t rounds, Sample *ret) {
     ipcbarrier::Barrier b;
     int r = ipcbarrier::Barrier::create(&b);
@@ -345,8 +497,17 @@ bool measure_barrier(Pattern p, uint64_t warmup, uint64_t rounds, Sample *ret) {
 }
 
 bool measure(Pattern p, uint64_t warmup, uint64_t rounds, Sample *ret) {
-    if (p == Pattern::raw) return measure_raw(warmup, rounds, ret);
-    return measure_barrier(p, warmup, rounds, ret);
+    switch (p) {
+        case Pattern::raw:
+            return measure_raw(warmup, rounds, ret);
+        case Pattern::floor_ping_pong:
+        case Pattern::floor_symmetric:
+            return measure_floor(p, warmup, rounds, ret);
+        case Pattern::ping_pong:
+        case Pattern::symmetric:
+            return measure_barrier(p, warmup, rounds, ret);
+    }
+    return false;
 }
 
 /* ---- setup, options and the report ---- */
@@ -396,7 +557,8 @@ void usage(FILE *f) {
             "Usage: bench-barrier [OPTIONS]\n"
             "\n"
             "Times round trips through the ipcbarrier barrier (ping-pong and symmetric)\n"
-            "against a raw blocking eventfd ping-pong, parent and child on one CPU.\n"
+            "against their floors (the same eventfds and pipe, polled by hand) and a\n"
+            "raw blocking eventfd ping-pong, parent and child on one CPU.\n"
             "\n"
             "  --rounds N        timed rounds per measurement (default %" PRIu64
             ", or $BENCH_BARRIER_ROUNDS)\n"
@@ -405,7 +567,8 @@ void usage(FILE *f) {
             "  --warmup N        untimed rounds before each measurement\n"
             "                    (default rounds/10, at most %" PRIu64
             ")\n"
-            "  --only PATTERN    run only raw, ping-pong or symmetric\n"
+            "  --only PATTERN    run only one of ping-pong, symmetric, floor-ping-pong,\n"
+            "                    floor-symmetric and raw\n"
             "  --cpu N           the CPU to pin both processes to (default: the current one)\n"
             "  --help            show this help\n"
             "\n"
@@ -432,7 +595,8 @@ int parse_options(int argc, char **argv, Options *o) {
         o->reps = static_cast<unsigned>(v);
     }
 
-    for (int i = 1; i < argc; i++) {
+    /* Every option but --help, which returns, takes one value. */
+    for (int i = 1; i < argc; i += 2) {
         std::string_view arg = argv[i];
         if (arg == "--help" || arg == "-h") {
             usage(stdout);
@@ -466,7 +630,6 @@ int parse_options(int argc, char **argv, Options *o) {
                     value ? value : "(nothing)");
             return -1;
         }
-        i++;
     }
     if (o->rounds == 0 && !o->only) {
         fprintf(stderr, "bench-barrier: --rounds 0 only makes sense with --only\n");
@@ -481,8 +644,38 @@ double median(std::vector<double> v) {
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-void report_goal(const char *what, double ratio, double goal) {
-    printf("goal %-16s <= %.2f: %s (%.3f)\n", what, goal, ratio <= goal ? "met" : "NOT MET", ratio);
+/* A ratio of two patterns' times in the report: a barrier pattern over its
+ * floor, with the goal, or a pattern over raw. */
+struct Ratio {
+    Pattern num, den;
+    std::optional<double> goal;
+};
+
+constexpr std::array<Ratio, 6> RATIOS = {{
+    {Pattern::ping_pong, Pattern::floor_ping_pong, GOAL_VS_FLOOR},
+    {Pattern::symmetric, Pattern::floor_symmetric, GOAL_VS_FLOOR},
+    {Pattern::ping_pong, Pattern::raw, std::nullopt},
+    {Pattern::symmetric, Pattern::raw, std::nullopt},
+    {Pattern::floor_ping_pong, Pattern::raw, std::nullopt},
+    {Pattern::floor_symmetric, Pattern::raw, std::nullopt},
+}};
+
+/* Prints the ratio of the medians (held against the goal), and the median,
+ * lowest and highest of the ratios within one repetition, where both
+ * patterns ran close together in time and so met much the same load. */
+void report_ratio(const Ratio &ratio, double num_median, double den_median,
+                  const std::vector<Sample> &num, const std::vector<Sample> &den) {
+    std::vector<double> per_rep;
+    for (size_t rep = 0; rep < num.size() && rep < den.size(); rep++)
+        per_rep.push_back(static_cast<double>(num[rep].ns) / static_cast<double>(den[rep].ns));
+    double value = num_median / den_median;
+    char name[64];
+    snprintf(name, sizeof name, "%s/%s", pattern_name(ratio.num), pattern_name(ratio.den));
+    printf("%-26s %7.3f %7.3f %7.3f %7.3f", name, value, median(per_rep),
+           *std::min_element(per_rep.begin(), per_rep.end()),
+           *std::max_element(per_rep.begin(), per_rep.end()));
+    if (ratio.goal) printf("   <= %.2f: %s", *ratio.goal, value <= *ratio.goal ? "met" : "NOT MET");
+    printf("\n");
 }
 
 }  // namespace
@@ -517,8 +710,8 @@ int main(int argc, char **argv) {
            cpu, o.rounds, o.reps, warmup);
     fflush(stdout);
 
-    /* samples[k][rep] for patterns[k]. */
-    std::vector<std::vector<Sample>> samples(patterns.size());
+    /* samples[p][rep] for the pattern p, as an index. */
+    std::array<std::vector<Sample>, ALL_PATTERNS.size()> samples;
     for (unsigned rep = 0; rep < o.reps; rep++) {
         for (size_t j = 0; j < patterns.size(); j++) {
             /* Rotate the order, so no pattern always runs right after fork()
@@ -530,7 +723,7 @@ int main(int argc, char **argv) {
                         pattern_name(patterns[k]));
                 return EXIT_FAILURE;
             }
-            samples[k].push_back(s);
+            samples[static_cast<unsigned>(patterns[k])].push_back(s);
         }
     }
 
@@ -539,24 +732,24 @@ int main(int argc, char **argv) {
         return EXIT_SUCCESS;
     }
 
-    printf("\n%-10s %8s %10s %10s %10s %17s %10s\n", "pattern", "rounds", "ns/round", "min", "max",
+    printf("\n%-15s %8s %10s %10s %10s %17s %10s\n", "pattern", "rounds", "ns/round", "min", "max",
            "parent csw/round", "cpu share");
     std::array<std::optional<double>, ALL_PATTERNS.size()> medians;
     double lowest_share = 1;
-    for (size_t k = 0; k < patterns.size(); k++) {
+    for (Pattern p : patterns) {
         std::vector<double> ns, switches, shares;
-        for (const Sample &s : samples[k]) {
+        for (const Sample &s : samples[static_cast<unsigned>(p)]) {
             ns.push_back(static_cast<double>(s.ns) / static_cast<double>(o.rounds));
             switches.push_back(static_cast<double>(s.parent_switches) /
                                static_cast<double>(o.rounds));
             shares.push_back(s.cpu_share);
         }
         double med = median(ns);
-        medians[static_cast<unsigned>(patterns[k])] = med;
+        medians[static_cast<unsigned>(p)] = med;
         double share = median(shares);
         lowest_share = std::min(lowest_share, share);
-        printf("%-10s %8" PRIu64 " %10.1f %10.1f %10.1f %17.2f %10.2f\n", pattern_name(patterns[k]),
-               o.rounds, med, *std::min_element(ns.begin(), ns.end()),
+        printf("%-15s %8" PRIu64 " %10.1f %10.1f %10.1f %17.2f %10.2f\n", pattern_name(p), o.rounds,
+               med, *std::min_element(ns.begin(), ns.end()),
                *std::max_element(ns.begin(), ns.end()), median(switches), share);
     }
     if (lowest_share < MIN_CPU_SHARE)
@@ -566,15 +759,21 @@ int main(int argc, char **argv) {
             "Run on an idle machine for numbers to compare with the goals.\n",
             lowest_share * 100, cpu);
 
-    const auto &raw = medians[static_cast<unsigned>(Pattern::raw)];
-    const auto &ping_pong = medians[static_cast<unsigned>(Pattern::ping_pong)];
-    const auto &symmetric = medians[static_cast<unsigned>(Pattern::symmetric)];
-    if (raw && ping_pong && symmetric) {
-        double pp = *ping_pong / *raw, sym = *symmetric / *raw;
-        printf("\nratio ping-pong/raw: %.3f\nratio symmetric/raw: %.3f\n\n", pp, sym);
-        report_goal("ping-pong/raw", pp, GOAL_PING_PONG);
-        report_goal("symmetric/raw", sym, GOAL_SYMMETRIC);
-        printf("(goals are reported only; a missed goal does not fail the benchmark)\n");
+    bool header = false, goals = false;
+    for (const Ratio &ratio : RATIOS) {
+        unsigned num = static_cast<unsigned>(ratio.num), den = static_cast<unsigned>(ratio.den);
+        if (!medians[num] || !medians[den]) continue;
+        if (!header) {
+            printf("\n%-26s %7s %7s %7s %7s   %s\n", "ratio", "medians", "rep med", "rep min",
+                   "rep max", "goal");
+            header = true;
+        }
+        report_ratio(ratio, *medians[num], *medians[den], samples[num], samples[den]);
+        goals = goals || ratio.goal;
     }
+    if (header)
+        printf(
+            "(medians: the ratio of the medians above; rep: the ratios within each repetition)\n");
+    if (goals) printf("(goals are reported only; a missed goal does not fail the benchmark)\n");
     return EXIT_SUCCESS;
 }

@@ -1,9 +1,13 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# Counts the syscalls the barrier makes per round and per side, for the
-# symmetric and the ping-pong pattern of bench-barrier (and for the raw
-# eventfd floor, as a check of the method: it must come out at exactly 2).
+# Counts the syscalls made per round and per side in every pattern of
+# bench-barrier: the barrier's symmetric and ping-pong, their floors
+# floor-symmetric and floor-ping-pong (the same eventfds and pipe, polled by
+# hand), and raw. raw and floor-ping-pong are also a check of the method:
+# they must come out at exactly 2 (write, read) and 3 (write, poll, read).
+# floor-symmetric needs at most 3; less when a point that arrived early
+# spares a side its next wait.
 #
 # Usage: tools/bench/syscalls.sh [-n ROUNDS] [PATH/TO/bench-barrier]
 #
@@ -29,7 +33,7 @@ while getopts n:h opt; do
     case $opt in
         n) rounds=$OPTARG ;;
         h)
-            sed -n '4,24s/^# \{0,1\}//p' "$0"
+            sed -n '4,28s/^# \{0,1\}//p' "$0"
             exit 0
             ;;
         *) exit 2 ;;
@@ -90,7 +94,7 @@ report() {
             per = rounds * 2
             total = 0
             for (n in calls) total += calls[n]
-            printf "%-9s %-6s %6.3f syscalls per round per side   (", pattern, tool, total / per
+            printf "%-15s %-6s %6.3f syscalls per round per side   (", pattern, tool, total / per
             sep = ""
             split("write read ppoll poll", order, " ")
             for (i = 1; i <= 4; i++) {
@@ -111,7 +115,7 @@ if command -v perf >/dev/null 2>&1 &&
 fi
 
 echo "syscalls per round per side, $rounds rounds (start-up subtracted)"
-for pattern in symmetric ping-pong raw; do
+for pattern in symmetric floor-symmetric ping-pong floor-ping-pong raw; do
     run_strace "$pattern" 0 "$tmp/base"
     run_strace "$pattern" "$rounds" "$tmp/run"
     report strace "$pattern"
