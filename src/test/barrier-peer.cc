@@ -1,11 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "barrier-peer.h"
 
+#include <algorithm>
 #include <csignal>
+#include <cstring>
+#include <iterator>
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <ipcbarrier/fd-util.hh>
@@ -19,6 +25,18 @@ pid_t fork_peer(Barrier *b, ChildFn fn, int arg) {
         _exit(0);
     }
     ASSERT_OK(barrier_set_role(b, BARRIER_PARENT));
+    return pid;
+}
+
+pid_t fork_cxx_peer(ipcbarrier::Barrier *b, ChildFn fn, int arg) {
+    ASSERT_OK(ipcbarrier::Barrier::create(b));
+    pid_t pid = fork_test_child();
+    if (pid == 0) {
+        if (b->set_role(ipcbarrier::BarrierRole::child) < 0) child_fail("set_role failed");
+        fn(b->c_barrier(), arg);
+        _exit(0);
+    }
+    ASSERT_OK(b->set_role(ipcbarrier::BarrierRole::parent));
     return pid;
 }
 
@@ -63,16 +81,160 @@ int count_open_fds() {
     return n;
 }
 
+void keep_only_barrier_fds(Barrier *b, int extra) {
+    int keep[4];
+    int n = barrier_get_fds(b, keep);
+    if (n < 0) child_fail("barrier_get_fds failed");
+    if (extra >= 0) keep[n++] = extra;
+    std::sort(keep, keep + n);
+    if (ipcbarrier::close_all_fds_sorted({keep, static_cast<size_t>(n)}) < 0)
+        child_fail("close_all_fds_sorted failed");
+}
+
+void idle_child(Barrier *b, int) {
+    keep_only_barrier_fds(b);
+    CHILD_ASSERT(barrier_wait_abortion(b));
+}
+
+void active_child(Barrier *b, int) {
+    keep_only_barrier_fds(b);
+    CHILD_ASSERT(barrier_place(b));
+    CHILD_ASSERT(barrier_wait_abortion(b));
+}
+
+void assert_cost_per_event(const SyscallCounts *counts) {
+    g_test_message(
+        "%d sources, %d sync points, %d other wake-ups: %ld syscalls, %ld ppoll(), "
+        "%ld read() of barrier fds",
+        COST_N_PEERS, COST_N_ACTIVE, COST_N_WAKEUPS, counts->total, counts->ppoll,
+        counts->marked_reads);
+    g_assert_cmpint(counts->ppoll, >=, COST_N_ACTIVE);
+    g_assert_cmpint(counts->ppoll, <=, COST_PER_EVENT * COST_N_ACTIVE);
+    g_assert_cmpint(counts->marked_reads, >=, COST_N_ACTIVE);
+    g_assert_cmpint(counts->marked_reads, <=, COST_PER_EVENT * COST_N_ACTIVE);
+}
+
+namespace {
+
+/* The tracee's end of the pipe that carries the marked fds to the tracer. */
+int trace_report_fd = -1;
+
+/* ptrace(2), which must work. */
+long ptrace_checked(enum __ptrace_request request, pid_t pid, void *addr, long data) {
+    long r = ptrace(request, pid, addr, data);
+    if (r < 0) {
+        g_test_message("ptrace(%d) failed: %s", static_cast<int>(request), g_strerror(errno));
+        g_assert_not_reached();
+    }
+    return r;
+}
+
+/* Follows the tracee from its first stop (trace_begin()) to its second
+ * (trace_end()), counting syscall entries, and lets it go. Returns -1 then,
+ * or the wait status of a tracee that ended before (it is reaped). */
+int count_syscalls(pid_t pid, SyscallCounts *ret, long reads_by_fd[FD_SNAPSHOT_MAX]) {
+    int status;
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    if (!WIFSTOPPED(status)) return status;
+    g_assert_cmpint(WSTOPSIG(status), ==, SIGSTOP);
+    ptrace_checked(PTRACE_SETOPTIONS, pid, nullptr, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL);
+    long deliver = 0; /* the first SIGSTOP is only the tracee's marker */
+    for (;;) {
+        ptrace_checked(PTRACE_SYSCALL, pid, nullptr, deliver);
+        deliver = 0;
+        g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+        if (!WIFSTOPPED(status)) return status;
+        const int sig = WSTOPSIG(status);
+        if (sig == SIGSTOP) break; /* trace_end() */
+        if (sig != (SIGTRAP | 0x80)) {
+            deliver = sig; /* a signal meant for the tracee */
+            continue;
+        }
+        struct __ptrace_syscall_info info;
+        /* valgrind does not know this request: what the kernel writes
+         * would count as uninitialized. */
+        memset(&info, 0, sizeof info);
+        ptrace_checked(PTRACE_GET_SYSCALL_INFO, pid, reinterpret_cast<void *>(sizeof info),
+                       reinterpret_cast<long>(&info));
+        if (info.op != PTRACE_SYSCALL_INFO_ENTRY) continue;
+        ret->total++;
+        if (info.entry.nr == SYS_ppoll) ret->ppoll++;
+        if (info.entry.nr == SYS_read && info.entry.args[0] < FD_SNAPSHOT_MAX)
+            reads_by_fd[info.entry.args[0]]++;
+    }
+    ptrace_checked(PTRACE_DETACH, pid, nullptr, 0);
+    return -1;
+}
+
+}  // namespace
+
+bool trace_syscalls(void (*scenario)(void *arg), void *arg, SyscallCounts *ret) {
+    int report[2];
+    g_assert_cmpint(pipe2(report, O_CLOEXEC), ==, 0);
+    pid_t pid = fork_test_child();
+    if (pid == 0) {
+        close(report[0]);
+        trace_report_fd = report[1];
+        if (dup2(STDERR_FILENO, STDOUT_FILENO) < 0) child_fail("dup2 failed");
+        scenario(arg);
+        _exit(0);
+    }
+    close(report[1]);
+
+    SyscallCounts counts;
+    static long reads_by_fd[FD_SNAPSHOT_MAX];
+    std::fill(std::begin(reads_by_fd), std::end(reads_by_fd), 0);
+    const int ended = count_syscalls(pid, &counts, reads_by_fd);
+    if (ended != -1) {
+        close(report[0]);
+        if (WIFEXITED(ended) && WEXITSTATUS(ended) == 77) {
+            g_test_skip("this process may not trace its child (ptrace(2) is not permitted)");
+            return false;
+        }
+        g_test_message("the traced child ended early, with wait status %#x", ended);
+        g_assert_not_reached();
+    }
+    FdSnapshot marked;
+    g_assert_true(wait_readable(report[0], watchdog_ms()));
+    g_assert_cmpint(read(report[0], &marked, sizeof marked), ==, sizeof marked);
+    close(report[0]);
+    g_assert_cmpint(wait_exit_status(pid), ==, 0);
+    for (int fd = 0; fd < FD_SNAPSHOT_MAX; fd++)
+        if ((marked.open[fd / 64] >> (fd % 64)) & 1) counts.marked_reads += reads_by_fd[fd];
+    *ret = counts;
+    return true;
+}
+
+void trace_begin() {
+    if (ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) < 0) {
+        static const char msg[] = "test child: PTRACE_TRACEME failed: skipped\n";
+        (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+        _exit(77);
+    }
+    /* The tracer sees the stop and follows from here. */
+    if (raise(SIGSTOP) != 0) child_fail("raise(SIGSTOP) failed");
+}
+
+void trace_end(const FdSnapshot *marked) {
+    CHILD_ASSERT(write(trace_report_fd, marked, sizeof *marked) == sizeof *marked);
+    close(trace_report_fd);
+    /* The tracer lets go at this stop. */
+    if (raise(SIGSTOP) != 0) child_fail("raise(SIGSTOP) failed");
+}
+
+void fd_mark_barrier(FdSnapshot *snapshot, const Barrier *b) {
+    int fds[3];
+    int n = barrier_get_fds(b, fds);
+    g_assert_cmpint(n, >=, 2);
+    for (int i = 0; i < n; i++) {
+        g_assert_cmpint(fds[i], <, FD_SNAPSHOT_MAX);
+        snapshot->open[fds[i] / 64] |= UINT64_C(1) << (fds[i] % 64);
+    }
+}
+
 void crowd_child(Barrier *b, int pattern) {
     /* Only our own barrier: the parent's ends of the others stay theirs. */
-    int keep[3] = {b->me, b->them, b->pipe[1]};
-    for (int i = 1; i < 3; i++)
-        for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-            int t = keep[j];
-            keep[j] = keep[j - 1];
-            keep[j - 1] = t;
-        }
-    if (ipcbarrier::close_all_fds_sorted(keep) < 0) child_fail("close_all_fds_sorted failed");
+    keep_only_barrier_fds(b);
 
     switch (pattern) {
         case NEXT_THEN_ABORT:

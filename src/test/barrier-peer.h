@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <ipcbarrier/barrier-event.h>
+#include <ipcbarrier/barrier.hh>
 
 #include "test-util.h"
 
@@ -17,6 +18,10 @@ using ChildFn = void (*)(Barrier *b, int arg);
 /* Creates b, forks a child that sets its role, runs fn(b, arg) and
  * _exit(0)s, and sets the parent's role. Returns the child's pid. */
 pid_t fork_peer(Barrier *b, ChildFn fn, int arg);
+
+/* fork_peer() for the C++ Barrier: creates *b, forks a child that sets
+ * its role and runs fn(b->c_barrier(), arg), sets the parent's role. */
+pid_t fork_cxx_peer(ipcbarrier::Barrier *b, ChildFn fn, int arg);
 
 /* Which end of the pipe fork_peer_with_pipe() hands to the child. */
 enum class PeerPipe {
@@ -32,6 +37,62 @@ pid_t fork_peer_with_pipe(Barrier *b, ChildFn fn, PeerPipe child_end, int *ret_f
 /* Reads one byte from fd (waiting up to the watchdog) and asserts that it
  * is expected: the child's report that it got that far. */
 void assert_peer_reported(int fd, char expected);
+
+/* In a child: closes every fd but stdio, b's own (barrier_get_fds()) and
+ * extra (if >= 0), as a child of a manager must, so that the barriers of
+ * its siblings, which it inherited, see their peer's departure. */
+void keep_only_barrier_fds(Barrier *b, int extra = -1);
+
+/* A ChildFn for fork_peer(): keeps only its barrier's fds and waits for the
+ * parent to abort or go away, idle meanwhile. */
+void idle_child(Barrier *b, int);
+
+/* What trace_syscalls() counted: every syscall entry, the ppoll() calls
+ * (the barrier's waits poll with ppoll(), the loops do not), and the
+ * read() calls on the fds the scenario marked. */
+struct SyscallCounts {
+    long total = 0;
+    long ppoll = 0;
+    long marked_reads = 0;
+};
+
+/* Runs scenario(arg) in a forked child, whose syscalls are counted from its
+ * call of trace_begin() to its call of trace_end(), by this process through
+ * ptrace(2) (the child is stopped at each syscall entry). The scenario
+ * reports failure as a child does (CHILD_ASSERT(), child_fail()); its
+ * stdout goes to stderr, so that an assertion cannot write into the TAP
+ * stream. It ends with _exit(), which ASan needs of a traced process.
+ * Returns true with the counts, or false when the test is skipped because
+ * this process cannot trace its child. */
+bool trace_syscalls(void (*scenario)(void *arg), void *arg, SyscallCounts *ret);
+
+/* In the scenario: starts the counting (once). */
+void trace_begin();
+
+/* In the scenario: ends the counting (once); the reads on the fds marked in
+ * marked are the ones counted. */
+void trace_end(const FdSnapshot *marked);
+
+/* Marks b's fds in *snapshot (which need not be a snapshot of open fds). */
+void fd_mark_barrier(FdSnapshot *snapshot, const Barrier *b);
+
+/* The scenario of the tests of the cost per event: many sources, each for
+ * an idle child, a few that get one sync point each, and a loop that wakes
+ * up many times for something else. Reading the barriers must cost a few
+ * syscalls per sync point, and nothing per source and iteration. */
+inline constexpr int COST_N_PEERS = 200;
+inline constexpr int COST_N_ACTIVE = 4; /* the first ones place one point */
+inline constexpr int COST_N_WAKEUPS = 1000;
+/* At most this many ppoll() and read() of barrier fds per sync point. */
+inline constexpr int COST_PER_EVENT = 3;
+
+/* A ChildFn for fork_peer(): keeps only its barrier's fds, places one sync
+ * point, and waits for the parent to abort or go away. */
+void active_child(Barrier *b, int);
+
+/* Asserts the bounds on what trace_syscalls() counted for the scenario,
+ * and tells the numbers. */
+void assert_cost_per_event(const SyscallCounts *counts);
 
 /* The functions as C callers see them, who may pass any int as a kind:
  * in C++ a value outside the enumerators cannot even be formed. */
@@ -95,9 +156,9 @@ struct CrowdPeer {
 void crowd_peer_start(CrowdPeer *p, int i, int victim);
 
 /* Raises RLIMIT_NOFILE for a crowd of n_peers, each a barrier (3 fds in
- * the parent) and a source (2 duplicates), and stores the old limit in
- * *ret_old. Returns false, the test skipped, when the hard limit is too
- * low. */
+ * the parent; its source adds none), with room to spare, and stores the
+ * old limit in *ret_old. Returns false, the test skipped, when the hard
+ * limit is too low. */
 bool crowd_fd_limit_raise(int n_peers, struct rlimit *ret_old);
 
 /* What the parent does with each result of p's source: records it, kills
