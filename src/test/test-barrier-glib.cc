@@ -5,14 +5,20 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
+#include <fcntl.h>
 #include <glib.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <ipcbarrier/barrier-glib.h>
+#include <ipcbarrier/barrier.hh>
+#ifdef TEST_WITH_SD_EVENT
+#include <ipcbarrier/barrier-sd-event.h>
+#endif
 
 #include "barrier-peer.h"
 #include "test-util.h"
@@ -71,11 +77,13 @@ struct Calls {
     bool place_on_one = false; /* answer each 1 with a sync point */
     int n = 0;
     int results[8] = {};
+    Barrier *barriers[8] = {}; /* the b of each call */
 };
 
 gboolean record(Barrier *b, int result, gpointer data) {
     auto *c = static_cast<Calls *>(data);
     g_assert_cmpint(c->n, <, 8);
+    c->barriers[c->n] = b;
     c->results[c->n++] = result;
     if (result == 1 && c->place_on_one) g_assert_true(barrier_place(b));
     if (c->loop && c->n == c->quit_at) g_main_loop_quit(c->loop);
@@ -99,6 +107,20 @@ void drop(GSource *source) {
 const auto source_new_from_c = as_called_from_c<GSource *(*)(Barrier *, int)>(barrier_source_new);
 const auto add_watch_from_c =
     as_called_from_c<guint (*)(Barrier *, int, BarrierSourceFunc, gpointer)>(barrier_add_watch);
+
+/* A reader of the barrier that another event loop would attach. */
+void other_reader(Barrier *, BarrierWatchEvent, void *) {}
+
+/* A child that only waits until the parent closes its end of the barrier's
+ * pipe (its barrier_destroy(), exit, or fatal error), without reading. */
+void await_parent_gone(Barrier *b) {
+    int fds[3];
+    CHILD_ASSERT(barrier_get_fds(b, fds) == 3);
+    /* Our end is the write end: it reports an error once the read end is
+     * closed. */
+    struct pollfd pfd = {.fd = fds[2], .events = 0, .revents = 0};
+    CHILD_ASSERT(poll(&pfd, 1, watchdog_ms()) == 1);
+}
 
 /* ---- the cases ---- */
 
@@ -191,8 +213,8 @@ void test_satisfied_at_attach() {
 
 /* An explicit abortion is delivered as 0, once: although the callback asks
  * to go on and the child's exit leaves the pipe hung up for ever, nothing
- * more comes, and the duplicates are closed while the source is still
- * attached. */
+ * more comes. The source opens no fd, and has let go of the barrier at its
+ * last result, while it is still attached: another source is accepted. */
 void test_abortion() {
     Barrier b = BARRIER_NULL;
     pid_t pid = fork_peer(
@@ -224,6 +246,12 @@ void test_abortion() {
     loop.drain();
     g_assert_cmpint(calls.n, ==, 1);
     g_assert_false(g_source_is_destroyed(source));
+    Calls again;
+    GSource *next = attach(loop, &b, BARRIER_WAIT_NEXT, &again);
+    g_assert_true(g_main_context_iteration(loop.ctx(), FALSE));
+    g_assert_cmpint(again.n, ==, 1);
+    g_assert_cmpint(again.results[0], ==, 0);
+    g_source_unref(next);
     drop(source);
     barrier_destroy(&b);
 }
@@ -289,8 +317,8 @@ void test_many_children() {
 }
 
 /* Dropping the source first: a sync point that has arrived (the eventfd is
- * readable) is not delivered once the source is gone, the duplicates are
- * closed, and the barrier goes on synchronously. */
+ * readable) is not delivered once the source is gone, and the barrier goes
+ * on synchronously. */
 void test_drop_source_first() {
     Barrier b = BARRIER_NULL;
     pid_t pid = fork_peer(
@@ -328,11 +356,10 @@ void test_drop_source_first() {
     g_assert_cmpint(wait_exit_status(pid), ==, 0);
 }
 
-/* Destroying the barrier first: the source calls back once with -EBADF,
- * and has let go of its duplicates by then: the child, blocked in
- * barrier_wait_abortion(), sees the abortion while this process and the
- * source (attached, referenced) are still alive. Destroying the source
- * afterwards is safe. */
+/* Destroying the barrier first: the source calls back once with -EBADF and
+ * no barrier; the child, blocked in barrier_wait_abortion(), sees the
+ * abortion while this process and the source (attached, referenced) are
+ * still alive. Destroying the source afterwards is safe. */
 void test_destroy_barrier_first() {
     Barrier b = BARRIER_NULL;
     int report;
@@ -358,7 +385,8 @@ void test_destroy_barrier_first() {
     loop.run();
     g_assert_cmpint(calls.n, ==, 1);
     g_assert_cmpint(calls.results[0], ==, -EBADF);
-    assert_no_new_fds(&before); /* the barrier's fds and the duplicates are closed */
+    g_assert_null(calls.barriers[0]);
+    assert_no_new_fds(&before); /* the barrier's fds are closed */
 
     assert_peer_reported(report, 'A');
     g_assert_false(g_source_is_destroyed(source));
@@ -444,6 +472,19 @@ void test_errors() {
     errno = 0;
     g_assert_cmpuint(add_watch_from_c(&b, -1, record, nullptr), ==, 0);
     g_assert_cmpint(errno, ==, EINVAL);
+    int notified = 0;
+    auto count = [](gpointer data) { ++*static_cast<int *>(data); };
+    errno = 0;
+    g_assert_cmpuint(
+        barrier_add_watch_full(G_PRIORITY_HIGH, &b, BARRIER_WAIT_NEXT, nullptr, &notified, count),
+        ==, 0);
+    g_assert_cmpint(errno, ==, EINVAL);
+    errno = 0;
+    g_assert_cmpuint(barrier_add_watch_full(G_PRIORITY_HIGH, nullptr, BARRIER_WAIT_NEXT, record,
+                                            &notified, count),
+                     ==, 0);
+    g_assert_cmpint(errno, ==, EINVAL);
+    g_assert_cmpint(notified, ==, 0); /* a failure takes nothing over */
 
     /* A source never attached, and one without a callback: the wait is
      * over at once (SYNC, nothing placed), and the source goes away. */
@@ -457,6 +498,486 @@ void test_errors() {
     barrier_destroy(&b);
 }
 
+/* The source watches the barrier's own fds: creating, attaching and running
+ * it opens none, so nothing of it keeps the barrier's pipe open, in this
+ * process or in a child forked afterwards. */
+void test_no_duplicates() {
+    Barrier b = BARRIER_NULL;
+    pid_t pid = fork_peer(&b, idle_child, 0);
+    Loop loop;
+    FdSnapshot before;
+    fd_snapshot(&before);
+    Calls calls;
+    GSource *source = attach(loop, &b, BARRIER_WAIT_NEXT, &calls);
+    loop.drain();
+    assert_same_fds(&before);
+    g_assert_cmpint(calls.n, ==, 0);
+    drop(source);
+    barrier_destroy(&b);
+    g_assert_cmpint(wait_exit_status(pid), ==, 0);
+}
+
+/* Which goes first when a service manager lets a child go without running
+ * its loop again: the barrier, or the source. */
+enum class Order { barrier_first, source_first };
+constexpr Order barrier_first = Order::barrier_first;
+constexpr Order source_first = Order::source_first;
+
+/* Quit the loop, destroy the barrier, reap the child: the child, blocked in
+ * an untimed barrier_sync(), sees the departure at once, although the loop
+ * never runs again and the source still exists (barrier first) or is gone
+ * (source first). */
+void test_destroy_loop_stopped(const void *data) {
+    const Order order = *static_cast<const Order *>(data);
+    Barrier b = BARRIER_NULL;
+    int report;
+    pid_t pid = fork_peer_with_pipe(
+        &b,
+        [](Barrier *cb, int report_fd) {
+            CHILD_ASSERT(barrier_place(cb));
+            CHILD_ASSERT(write(report_fd, "P", 1) == 1);
+            /* One ahead for ever: only the parent's departure ends it. */
+            CHILD_ASSERT(!barrier_sync(cb));
+            CHILD_ASSERT(write(report_fd, "S", 1) == 1);
+        },
+        PeerPipe::CHILD_WRITES, &report);
+
+    Loop loop;
+    Calls calls;
+    calls.loop = loop.loop();
+    calls.keep = G_SOURCE_CONTINUE;
+    GSource *source = attach(loop, &b, BARRIER_WAIT_NEXT, &calls);
+    loop.run();
+    g_assert_cmpint(calls.results[0], ==, 1);
+    assert_peer_reported(report, 'P');
+
+    /* The loop does not run again. */
+    if (order == barrier_first) {
+        barrier_destroy(&b);
+        assert_peer_reported(report, 'S');
+        g_assert_cmpint(wait_exit_status(pid), ==, 0);
+        drop(source);
+    } else {
+        drop(source);
+        barrier_destroy(&b);
+        assert_peer_reported(report, 'S');
+        g_assert_cmpint(wait_exit_status(pid), ==, 0);
+    }
+    g_assert_cmpint(calls.n, ==, 1);
+    close(report);
+}
+
+/* One Barrier variable for one child after the other, while the first
+ * child's source still exists: the first child sees the destroy at once;
+ * the second barrier gets a source of its own, which only the second
+ * child's sync point wakes; the old source delivers -EBADF without a
+ * barrier, once, and never reads the new one. */
+void test_recreate() {
+    Barrier b = BARRIER_NULL;
+    int report;
+    pid_t first = fork_peer_with_pipe(
+        &b,
+        [](Barrier *cb, int report_fd) {
+            CHILD_ASSERT(!barrier_wait_next(cb)); /* the parent destroys its barrier */
+            CHILD_ASSERT(write(report_fd, "H", 1) == 1);
+        },
+        PeerPipe::CHILD_WRITES, &report);
+    Loop loop;
+    Calls old_calls;
+    old_calls.keep = G_SOURCE_CONTINUE;
+    GSource *old_source = attach(loop, &b, BARRIER_WAIT_NEXT, &old_calls);
+    loop.drain();
+    g_assert_cmpint(old_calls.n, ==, 0);
+
+    barrier_destroy(&b);
+    assert_peer_reported(report, 'H'); /* without the loop */
+    g_assert_cmpint(wait_exit_status(first), ==, 0);
+    close(report);
+
+    pid_t second = fork_peer(
+        &b,
+        [](Barrier *cb, int) {
+            CHILD_ASSERT(barrier_wait_next(cb)); /* the go */
+            CHILD_ASSERT(barrier_place(cb));
+            CHILD_ASSERT(barrier_wait_abortion(cb));
+        },
+        0);
+    Calls calls;
+    calls.loop = loop.loop();
+    GSource *source = attach(loop, &b, BARRIER_WAIT_NEXT, &calls);
+    loop.drain();
+    g_assert_cmpint(old_calls.n, ==, 1);
+    g_assert_cmpint(old_calls.results[0], ==, -EBADF);
+    g_assert_null(old_calls.barriers[0]);
+    g_assert_cmpint(calls.n, ==, 0);
+
+    g_assert_true(barrier_place(&b)); /* the go */
+    loop.run();                       /* nothing else can wake it */
+    g_assert_cmpint(calls.n, ==, 1);
+    g_assert_cmpint(calls.results[0], ==, 1);
+    g_assert_true(calls.barriers[0] == &b);
+    loop.drain();
+    g_assert_cmpint(old_calls.n, ==, 1);
+
+    drop(old_source);
+    drop(source);
+    barrier_destroy(&b);
+    g_assert_cmpint(wait_exit_status(second), ==, 0);
+}
+
+#ifdef TEST_WITH_SD_EVENT
+int sd_event_reader(BarrierEventSource *, Barrier *, int, void *) {
+    return 0;
+}
+#endif
+
+void assert_refused(Barrier *b) {
+    for (BarrierWaitKind kind :
+         {BARRIER_WAIT_NEXT, BARRIER_WAIT_SYNC_NEXT, BARRIER_WAIT_SYNC, BARRIER_WAIT_ABORTION}) {
+        errno = 0;
+        g_assert_null(barrier_source_new(b, kind));
+        g_assert_cmpint(errno, ==, EBUSY);
+    }
+    errno = 0;
+    g_assert_cmpuint(barrier_add_watch(b, BARRIER_WAIT_ABORTION, record, nullptr), ==, 0);
+    g_assert_cmpint(errno, ==, EBUSY);
+}
+
+/* A barrier has one reader: a second source, of either adapter, or the
+ * reader of another loop, is refused while the first exists; once it is
+ * gone, a new one is accepted. */
+void test_one_reader() {
+    Barrier b = BARRIER_NULL;
+    pid_t pid = fork_peer(&b, idle_child, 0);
+
+    GSource *first = barrier_source_new(&b, BARRIER_WAIT_NEXT);
+    g_assert_nonnull(first);
+    assert_refused(&b);
+    ASSERT_RET(barrier_watch(&b, other_reader, nullptr), -EBUSY);
+#ifdef TEST_WITH_SD_EVENT
+    sd_event *e = nullptr;
+    ASSERT_OK(sd_event_new(&e));
+    BarrierEventSource *es = nullptr;
+    ASSERT_RET(barrier_event_add(e, &es, &b, BARRIER_WAIT_ABORTION, sd_event_reader, nullptr),
+               -EBUSY);
+#endif
+    g_source_unref(first); /* never attached: finalized */
+
+    ASSERT_OK(barrier_watch(&b, other_reader, nullptr));
+    assert_refused(&b);
+    ASSERT_OK(barrier_unwatch(&b, other_reader, nullptr));
+#ifdef TEST_WITH_SD_EVENT
+    ASSERT_OK(barrier_event_add(e, &es, &b, BARRIER_WAIT_NEXT, sd_event_reader, nullptr));
+    assert_refused(&b);
+    g_assert_null(barrier_event_source_unref(es));
+    sd_event_unref(e);
+#endif
+
+    Loop loop;
+    Calls calls;
+    GSource *second = attach(loop, &b, BARRIER_WAIT_ABORTION, &calls);
+    assert_refused(&b);
+    drop(second);
+    GSource *third = attach(loop, &b, BARRIER_WAIT_NEXT, &calls);
+    drop(third);
+    g_assert_cmpint(calls.n, ==, 0);
+
+    barrier_destroy(&b);
+    g_assert_cmpint(wait_exit_status(pid), ==, 0);
+}
+
+/* A SYNC source whose callback goes on without changing anything is called
+ * again, in each iteration, and never blocks the loop. */
+void test_sync_continues() {
+    Barrier b = BARRIER_NULL;
+    pid_t pid = fork_peer(&b, idle_child, 0);
+    Loop loop;
+    Calls calls;
+    calls.keep = G_SOURCE_CONTINUE;
+    GSource *source = attach(loop, &b, BARRIER_WAIT_SYNC, &calls);
+    for (int i = 1; i <= 3; i++) {
+        g_assert_true(g_main_context_iteration(loop.ctx(), FALSE));
+        g_assert_cmpint(calls.n, ==, i);
+        g_assert_cmpint(calls.results[i - 1], ==, 1);
+    }
+    calls.keep = G_SOURCE_REMOVE;
+    g_assert_true(g_main_context_iteration(loop.ctx(), FALSE));
+    g_assert_true(g_source_is_destroyed(source));
+    g_source_unref(source);
+    barrier_destroy(&b);
+    g_assert_cmpint(wait_exit_status(pid), ==, 0);
+}
+
+/* This side's own abortion ends the wait without news on the fds (the
+ * child does not even look at the barrier): 0 in the next iteration. */
+void test_local_abort() {
+    Barrier b = BARRIER_NULL;
+    pid_t pid = fork_peer(
+        &b, [](Barrier *cb, int) { await_parent_gone(cb); }, 0);
+    Loop loop;
+    Calls calls;
+    calls.keep = G_SOURCE_CONTINUE;
+    GSource *source = attach(loop, &b, BARRIER_WAIT_NEXT, &calls);
+    loop.drain();
+    g_assert_cmpint(calls.n, ==, 0);
+
+    g_assert_true(barrier_abort(&b));
+    g_assert_true(g_main_context_iteration(loop.ctx(), FALSE));
+    g_assert_cmpint(calls.n, ==, 1);
+    g_assert_cmpint(calls.results[0], ==, 0);
+    g_assert_true(calls.barriers[0] == &b);
+    loop.drain();
+    g_assert_cmpint(calls.n, ==, 1);
+
+    drop(source);
+    barrier_destroy(&b);
+    g_assert_cmpint(wait_exit_status(pid), ==, 0);
+}
+
+/* The fatal errors: a place() that fails (the child filled the eventfd we
+ * write), then either delivered (0) or followed by a destroy before the
+ * loop runs (-EBADF and no barrier); and a read of a count no barrier
+ * writes (-EPROTO). In each case the child sees our pipe end closed. */
+enum class Fatal { in_place, in_place_then_destroy, in_read };
+constexpr Fatal fatal_in_place = Fatal::in_place;
+constexpr Fatal fatal_in_place_then_destroy = Fatal::in_place_then_destroy;
+constexpr Fatal fatal_in_read = Fatal::in_read;
+
+/* The child writes a value into the eventfd the parent writes (fds[1]: as
+ * full as an eventfd gets, so the parent's next place() fails) or reads
+ * (fds[0]: more sync points than a barrier ever has queued), reports 'F',
+ * and waits for the parent's pipe end to close. */
+void fatal_child(Barrier *b, int report_fd, bool in_read) {
+    int fds[3];
+    CHILD_ASSERT(barrier_get_fds(b, fds) == 3);
+    const uint64_t value = in_read ? UINT64_C(1) << 50 : UINT64_MAX - 1;
+    CHILD_ASSERT(write(fds[in_read ? 0 : 1], &value, sizeof value) == sizeof value);
+    CHILD_ASSERT(write(report_fd, "F", 1) == 1);
+    await_parent_gone(b);
+}
+
+void test_fatal_error(const void *data) {
+    const Fatal how = *static_cast<const Fatal *>(data);
+    Barrier b = BARRIER_NULL;
+    int report;
+    ChildFn child = [](Barrier *cb, int fd) { fatal_child(cb, fd, false); };
+    if (how == Fatal::in_read) child = [](Barrier *cb, int fd) { fatal_child(cb, fd, true); };
+    pid_t pid = fork_peer_with_pipe(&b, child, PeerPipe::CHILD_WRITES, &report);
+    Loop loop;
+    Calls calls;
+    calls.keep = G_SOURCE_CONTINUE;
+    GSource *source = attach(loop, &b, BARRIER_WAIT_NEXT, &calls);
+    assert_peer_reported(report, 'F');
+
+    if (how != Fatal::in_read) {
+        g_assert_false(barrier_place(&b));
+        g_assert_true(barrier_we_aborted(&b));
+        if (how == Fatal::in_place_then_destroy) barrier_destroy(&b);
+    }
+    loop.drain();
+    g_assert_cmpint(calls.n, ==, 1);
+    switch (how) {
+        case Fatal::in_place:
+            g_assert_cmpint(calls.results[0], ==, 0);
+            g_assert_true(calls.barriers[0] == &b);
+            break;
+        case Fatal::in_place_then_destroy:
+            g_assert_cmpint(calls.results[0], ==, -EBADF);
+            g_assert_null(calls.barriers[0]);
+            break;
+        case Fatal::in_read:
+            g_assert_cmpint(calls.results[0], ==, -EPROTO);
+            g_assert_true(calls.barriers[0] == &b);
+            break;
+    }
+    g_assert_cmpint(wait_exit_status(pid), ==, 0);
+    if (how != Fatal::in_place_then_destroy) {
+        /* The source has let go: a new one sees the abortion at once. */
+        g_assert_true(barrier_we_aborted(&b));
+        Calls again;
+        GSource *next = attach(loop, &b, BARRIER_WAIT_SYNC, &again);
+        g_assert_true(g_main_context_iteration(loop.ctx(), FALSE));
+        g_assert_cmpint(again.n, ==, 1);
+        g_assert_cmpint(again.results[0], ==, 0);
+        g_source_unref(next);
+    }
+    drop(source);
+    barrier_destroy(&b);
+    close(report);
+}
+
+/* The order of delivery of two sources that are ready in one iteration,
+ * and the GDestroyNotify of barrier_add_watch_full(). */
+struct Ordered {
+    GMainLoop *loop = nullptr;
+    int n = 0;
+    int who[2] = {};
+    int notified = 0;
+};
+
+struct Tag {
+    Ordered *ordered;
+    int id;
+};
+
+gboolean on_ordered(Barrier *, int result, gpointer data) {
+    auto *t = static_cast<Tag *>(data);
+    g_assert_cmpint(result, ==, 1);
+    g_assert_cmpint(t->ordered->n, <, 2);
+    t->ordered->who[t->ordered->n++] = t->id;
+    if (t->ordered->n == 2) g_main_loop_quit(t->ordered->loop);
+    return G_SOURCE_REMOVE;
+}
+
+void on_ordered_destroyed(gpointer data) {
+    static_cast<Tag *>(data)->ordered->notified++;
+}
+
+void test_priority() {
+    Barrier low = BARRIER_NULL, high = BARRIER_NULL;
+    pid_t low_pid = fork_peer(&low, active_child, 0);
+    pid_t high_pid = fork_peer(&high, active_child, 0);
+    /* Both points are there before the loop looks. */
+    for (Barrier *b : {&low, &high}) {
+        struct pollfd pfd[2];
+        ASSERT_OK(barrier_get_pollfds(b, pfd));
+        g_assert_true(wait_readable(pfd[0].fd, watchdog_ms()));
+    }
+
+    Loop loop(true);
+    Ordered ordered;
+    ordered.loop = loop.loop();
+    Tag low_tag = {&ordered, 1}, high_tag = {&ordered, 2};
+    /* The low one first, so that the order is not that of attaching. */
+    g_assert_cmpuint(barrier_add_watch_full(G_PRIORITY_LOW, &low, BARRIER_WAIT_NEXT, on_ordered,
+                                            &low_tag, on_ordered_destroyed),
+                     >, 0);
+    g_assert_cmpuint(barrier_add_watch_full(G_PRIORITY_HIGH, &high, BARRIER_WAIT_NEXT, on_ordered,
+                                            &high_tag, on_ordered_destroyed),
+                     >, 0);
+    loop.run();
+    g_assert_cmpint(ordered.who[0], ==, 2);
+    g_assert_cmpint(ordered.who[1], ==, 1);
+    g_assert_cmpint(ordered.notified, ==, 2);
+
+    barrier_destroy(&low);
+    barrier_destroy(&high);
+    g_assert_cmpint(wait_exit_status(low_pid), ==, 0);
+    g_assert_cmpint(wait_exit_status(high_pid), ==, 0);
+}
+
+/* A source for the C barrier inside an ipcbarrier::Barrier (c_barrier())
+ * follows it through moves; destroying the moved-from objects changes
+ * nothing, destroying the last owner ends the source with -EBADF. */
+void test_move_cxx() {
+    int go[2];
+    g_assert_cmpint(pipe2(go, O_CLOEXEC), ==, 0);
+    ipcbarrier::Barrier first;
+    pid_t pid = fork_cxx_peer(
+        &first,
+        [](Barrier *cb, int go_fd) {
+            char c;
+            CHILD_ASSERT(read(go_fd, &c, 1) == 1);
+            CHILD_ASSERT(barrier_place(cb));
+            CHILD_ASSERT(barrier_wait_abortion(cb));
+        },
+        go[0]);
+    close(go[0]);
+
+    Loop loop;
+    Calls calls;
+    calls.loop = loop.loop();
+    calls.keep = G_SOURCE_CONTINUE;
+    GSource *source = attach(loop, first.c_barrier(), BARRIER_WAIT_NEXT, &calls);
+    ipcbarrier::Barrier second(std::move(first));
+    ipcbarrier::Barrier third;
+    third = std::move(second);
+    g_assert_false(first.valid());
+    g_assert_false(second.valid());
+    first = ipcbarrier::Barrier();
+
+    g_assert_cmpint(write(go[1], "g", 1), ==, 1);
+    loop.run();
+    g_assert_cmpint(calls.results[0], ==, 1);
+    g_assert_true(calls.barriers[0] == third.c_barrier());
+
+    third = ipcbarrier::Barrier();
+    calls.quit_at = 2;
+    loop.run();
+    g_assert_cmpint(calls.results[1], ==, -EBADF);
+    g_assert_null(calls.barriers[1]);
+    g_assert_cmpint(wait_exit_status(pid), ==, 0);
+    drop(source);
+    close(go[1]);
+}
+
+/* The cost per event, in a traced child (see trace_syscalls()): many
+ * sources for idle children, a few sync points, and an idle source that
+ * makes the loop iterate COST_N_WAKEUPS times. */
+struct CostLoop {
+    GMainLoop *loop = nullptr;
+    int points = 0;
+    int wakeups = 0;
+};
+
+gboolean on_cost_point(Barrier *, int result, gpointer data) {
+    auto *c = static_cast<CostLoop *>(data);
+    CHILD_ASSERT(result == 1);
+    if (++c->points == COST_N_ACTIVE && c->wakeups == COST_N_WAKEUPS) g_main_loop_quit(c->loop);
+    return G_SOURCE_CONTINUE;
+}
+
+gboolean on_cost_wakeup(gpointer data) {
+    auto *c = static_cast<CostLoop *>(data);
+    if (++c->wakeups < COST_N_WAKEUPS) return G_SOURCE_CONTINUE;
+    if (c->points == COST_N_ACTIVE) g_main_loop_quit(c->loop);
+    return G_SOURCE_REMOVE;
+}
+
+void cost_scenario(void *) {
+    std::vector<Barrier> barriers(COST_N_PEERS, Barrier BARRIER_NULL);
+    std::vector<pid_t> pids(COST_N_PEERS);
+    for (int i = 0; i < COST_N_PEERS; i++)
+        pids[i] = fork_peer(&barriers[i], i < COST_N_ACTIVE ? active_child : idle_child, 0);
+
+    Loop loop;
+    CostLoop cost;
+    cost.loop = loop.loop();
+    std::vector<GSource *> sources;
+    FdSnapshot marked = {};
+    for (Barrier &b : barriers) {
+        GSource *source = barrier_source_new(&b, BARRIER_WAIT_NEXT);
+        CHILD_ASSERT(source);
+        g_source_set_callback(source, G_SOURCE_FUNC(on_cost_point), &cost, nullptr);
+        g_source_attach(source, loop.ctx());
+        sources.push_back(source);
+        fd_mark_barrier(&marked, &b);
+    }
+    GSource *wakeup = g_idle_source_new();
+    g_source_set_callback(wakeup, on_cost_wakeup, &cost, nullptr);
+    g_source_attach(wakeup, loop.ctx());
+    g_source_unref(wakeup);
+
+    trace_begin();
+    loop.run();
+    trace_end(&marked);
+
+    CHILD_ASSERT(cost.points == COST_N_ACTIVE);
+    for (GSource *source : sources) drop(source);
+    for (int i = 0; i < COST_N_PEERS; i++) {
+        barrier_destroy(&barriers[i]);
+        CHILD_ASSERT(wait_exit_status(pids[i]) == 0);
+    }
+}
+
+void test_cost_per_event() {
+    struct rlimit old_limit;
+    if (!crowd_fd_limit_raise(COST_N_PEERS, &old_limit)) return;
+    SyscallCounts counts;
+    if (trace_syscalls(cost_scenario, nullptr, &counts)) assert_cost_per_event(&counts);
+    g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &old_limit), ==, 0);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -467,10 +988,27 @@ int main(int argc, char **argv) {
     test_add_fd_checked("/barrier-glib/sync-point", test_sync_point);
     test_add_fd_checked("/barrier-glib/wait-next-continues", test_wait_next_continues);
     test_add_fd_checked("/barrier-glib/satisfied-at-attach", test_satisfied_at_attach);
+    test_add_fd_checked("/barrier-glib/sync-continues", test_sync_continues);
     test_add_fd_checked("/barrier-glib/abortion", test_abortion);
+    test_add_fd_checked("/barrier-glib/local-abort", test_local_abort);
     test_add_fd_checked("/barrier-glib/many-children", test_many_children);
+    test_add_fd_checked("/barrier-glib/no-duplicates", test_no_duplicates);
     test_add_fd_checked("/barrier-glib/drop-source-first", test_drop_source_first);
     test_add_fd_checked("/barrier-glib/destroy-barrier-first", test_destroy_barrier_first);
+    test_add_data_fd_checked("/barrier-glib/destroy-loop-stopped/barrier-first", &barrier_first,
+                             test_destroy_loop_stopped);
+    test_add_data_fd_checked("/barrier-glib/destroy-loop-stopped/source-first", &source_first,
+                             test_destroy_loop_stopped);
+    test_add_fd_checked("/barrier-glib/recreate", test_recreate);
+    test_add_fd_checked("/barrier-glib/one-reader", test_one_reader);
+    test_add_data_fd_checked("/barrier-glib/fatal-error/in-place", &fatal_in_place,
+                             test_fatal_error);
+    test_add_data_fd_checked("/barrier-glib/fatal-error/in-place-then-destroy",
+                             &fatal_in_place_then_destroy, test_fatal_error);
+    test_add_data_fd_checked("/barrier-glib/fatal-error/in-read", &fatal_in_read, test_fatal_error);
+    test_add_fd_checked("/barrier-glib/priority", test_priority);
+    test_add_fd_checked("/barrier-glib/move-cxx", test_move_cxx);
+    test_add_fd_checked("/barrier-glib/cost-per-event", test_cost_per_event);
     test_add_fd_checked("/barrier-glib/wait-kind", test_wait_kind);
     test_add_fd_checked("/barrier-glib/errors", test_errors);
     return g_test_run();
