@@ -72,6 +72,19 @@ static_assert(-BARRIER_COUNT_MAX > I_ABORTED);
 /* What an honest peer can have queued for us (see the layout above). */
 static_assert(2 * static_cast<uint64_t>(BARRIER_COUNT_MAX) < (UINT64_C(1) << REASON_SHIFT));
 
+/* The predicates, for use inside: the exported ones are called through the
+ * PLT from here, and a wait asks them several times. The states are
+ * contiguous, so each is one or two comparisons. */
+bool i_aborted(const Barrier *b) {
+    return b->barriers == I_ABORTED || b->barriers == WE_ABORTED;
+}
+bool they_aborted(const Barrier *b) {
+    return b->barriers == THEY_ABORTED || b->barriers == WE_ABORTED;
+}
+bool is_aborted(const Barrier *b) {
+    return b->barriers <= I_ABORTED;
+}
+
 /* Empty: BARRIER_NULL, zero-filled, or destroyed. A created barrier's two
  * eventfds always differ. */
 bool is_empty(const Barrier *b) {
@@ -126,7 +139,7 @@ int decode_reason(uint64_t value) {
 }
 
 void set_they_aborted(Barrier *b, int reason) {
-    b->barriers = barrier_i_aborted(b) ? WE_ABORTED : THEY_ABORTED;
+    b->barriers = i_aborted(b) ? WE_ABORTED : THEY_ABORTED;
     b->abort_errno = reason;
 }
 
@@ -135,7 +148,7 @@ void set_they_aborted(Barrier *b, int reason) {
 int consume(Barrier *b, uint64_t value) {
     if (value >= ONE_ABORTION) {
         set_they_aborted(b, decode_reason(value));
-    } else if (barrier_is_aborted(b)) {
+    } else if (is_aborted(b)) {
         /* only wait_abortion() reads after a local abort */
     } else if (value > 2 * static_cast<uint64_t>(BARRIER_COUNT_MAX) ||
                b->barriers - static_cast<int64_t>(value) < -BARRIER_COUNT_MAX) {
@@ -163,10 +176,12 @@ int read_until(Barrier *b, int64_t limit, Deadline deadline) {
              * else keeps a writable pipe end from waking us. */
             {.fd = pipe_end(b), .events = 0, .revents = 0},
         };
-        struct timespec ts;
         /* The remaining time is recomputed on every pass, so signals
-         * (with or without SA_RESTART) neither shorten nor lengthen it. */
-        int n = ppoll(pfd, 2, deadline.remaining_timespec(&ts), nullptr);
+         * (with or without SA_RESTART) neither shorten nor lengthen it.
+         * Without a deadline, poll() is the cheaper call. */
+        struct timespec ts;
+        int n = deadline.infinite() ? poll(pfd, 2, -1)
+                                    : ppoll(pfd, 2, deadline.remaining_timespec(&ts), nullptr);
         if (n < 0) {
             if (errno == EINTR) continue;
             int r = -errno;
@@ -212,7 +227,7 @@ int write_value(Barrier *b, uint64_t value) {
 
 bool abort_with(Barrier *b, int err) {
     if (!role_is_set(b)) return false;
-    if (!barrier_i_aborted(b)) {
+    if (!i_aborted(b)) {
         unsigned reason = err < 0 ? 0u - static_cast<unsigned>(err) : static_cast<unsigned>(err);
         if (reason > BARRIER_ABORT_ERRNO_MAX) reason = EINVAL;
         uint64_t value = ONE_ABORTION;
@@ -225,10 +240,10 @@ bool abort_with(Barrier *b, int err) {
             fail(b);
             return false;
         }
-        b->barriers = barrier_they_aborted(b) ? WE_ABORTED : I_ABORTED;
+        b->barriers = they_aborted(b) ? WE_ABORTED : I_ABORTED;
         notify(b, BARRIER_WATCH_CHANGED);
     }
-    return !barrier_they_aborted(b);
+    return !they_aborted(b);
 }
 
 }  // namespace
@@ -237,8 +252,8 @@ namespace ipcbarrier::detail {
 
 int barrier_peek(const Barrier *b, Wait what) noexcept {
     if (!role_is_set(b)) return -EBADF;
-    if (what == Wait::abortion) return barrier_they_aborted(b) ? !barrier_i_aborted(b) : -EAGAIN;
-    if (barrier_is_aborted(b)) return 0;
+    if (what == Wait::abortion) return they_aborted(b) ? !i_aborted(b) : -EAGAIN;
+    if (is_aborted(b)) return 0;
     /* A sync that is not ahead has nothing to wait for. */
     if ((what == Wait::sync || what == Wait::sync_next) && b->barriers <= 0) return 1;
     return -EAGAIN;
@@ -248,7 +263,7 @@ int barrier_wait(Barrier *b, Wait what, uint64_t timeout_usec) noexcept {
     int r = barrier_peek(b, what);
     if (r != -EAGAIN) return r;
 
-    int64_t limit;
+    int64_t limit = 0;
     switch (what) {
         case Wait::next:
         case Wait::sync_next: /* only reached when ahead */
@@ -264,8 +279,8 @@ int barrier_wait(Barrier *b, Wait what, uint64_t timeout_usec) noexcept {
 
     r = read_until(b, limit, Deadline::after(timeout_usec));
     if (r < 0) return r;
-    if (what == Wait::abortion) return !barrier_i_aborted(b);
-    return !barrier_is_aborted(b);
+    if (what == Wait::abortion) return !i_aborted(b);
+    return !is_aborted(b);
 }
 
 }  // namespace ipcbarrier::detail
@@ -340,7 +355,7 @@ int barrier_get_fds(const Barrier *b, int ret[3]) {
 }
 
 bool barrier_place(Barrier *b) {
-    if (!role_is_set(b) || barrier_is_aborted(b)) return false;
+    if (!role_is_set(b) || is_aborted(b)) return false;
     if (b->barriers >= BARRIER_COUNT_MAX) return false;
     /* -EAGAIN would mean the counter is near 2^64: the peer is not a
      * barrier. Every error is fatal. */
@@ -361,7 +376,7 @@ bool barrier_abort_errno(Barrier *b, int err) {
 }
 
 int barrier_get_abort_errno(const Barrier *b) {
-    return barrier_they_aborted(b) ? b->abort_errno : 0;
+    return they_aborted(b) ? b->abort_errno : 0;
 }
 
 bool barrier_wait_next(Barrier *b) {
@@ -410,11 +425,11 @@ bool barrier_place_and_sync(Barrier *b) {
 }
 
 bool barrier_i_aborted(const Barrier *b) {
-    return b->barriers == I_ABORTED || b->barriers == WE_ABORTED;
+    return i_aborted(b);
 }
 
 bool barrier_they_aborted(const Barrier *b) {
-    return b->barriers == THEY_ABORTED || b->barriers == WE_ABORTED;
+    return they_aborted(b);
 }
 
 bool barrier_we_aborted(const Barrier *b) {
@@ -422,7 +437,7 @@ bool barrier_we_aborted(const Barrier *b) {
 }
 
 bool barrier_is_aborted(const Barrier *b) {
-    return barrier_i_aborted(b) || barrier_they_aborted(b);
+    return is_aborted(b);
 }
 
 int barrier_watch(Barrier *b, barrier_watch_func_t func, void *userdata) {
@@ -576,9 +591,9 @@ EventfdInfo eventfd_info(int fd) {
 }
 
 const char *state_name(const Barrier *b) {
-    if (barrier_we_aborted(b)) return "we";
-    if (barrier_i_aborted(b)) return "i";
-    if (barrier_they_aborted(b)) return "they";
+    if ((b->barriers == WE_ABORTED)) return "we";
+    if (i_aborted(b)) return "i";
+    if (they_aborted(b)) return "they";
     return "none";
 }
 
@@ -599,7 +614,7 @@ int format_record(const Barrier *b, char *buf, size_t size) {
     w.put_fd_id(" them=", b->them, eventfd_info(b->them).id);
     w.put_fd_id(" pipe=", pipe_end(b), static_cast<uint64_t>(st.st_ino));
     w.put(" n=");
-    w.put_i64(barrier_is_aborted(b) ? 0 : b->barriers);
+    w.put_i64(is_aborted(b) ? 0 : b->barriers);
     w.put(" state=");
     w.put(state_name(b));
     w.put(" err=");
