@@ -958,7 +958,8 @@ void test_ref_unref() {
             add(loop, &b, BARRIER_WAIT_NEXT, &calls);
         __attribute__((cleanup(barrier_event_source_unrefp))) BarrierEventSource *none = nullptr;
         g_assert_false(has_no_reader(&b));
-        (void)none;
+        g_assert_true(barrier_event_source_get_event(scoped) == loop.get());
+        g_assert_null(none);
     }
     g_assert_true(has_no_reader(&b));
 
