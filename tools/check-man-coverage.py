@@ -58,9 +58,14 @@ class ManPages:
             self.fn[page] = fn
 
     def page_naming(self, qualified):
+        # The qualified name first: "ipcbarrier::Barrier" is documented in
+        # another page than the C type "Barrier".
+        for page, names in self.nm.items():
+            if qualified in names:
+                return page
         short = qualified.split("::")[-1]
         for page, names in self.nm.items():
-            if qualified in names or short in names:
+            if short in names:
                 return page
         return None
 

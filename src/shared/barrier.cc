@@ -740,10 +740,14 @@ int check_pipe(int fd, uint64_t ino, int access_mode) {
 extern "C" {
 
 int barrier_serialize(Barrier *b, char *buf, size_t size) {
-    int len = format_record(b, buf, size);
+    char record[BARRIER_RECORD_MAX];
+    int len = format_record(b, record, sizeof record);
     if (len < 0) return len;
+    if (static_cast<size_t>(len) >= size) return -ENOBUFS;
     int r = set_cloexec(b, false);
     if (r < 0) return r;
+    /* Only now, so that a failure leaves buf as it was. */
+    memcpy(buf, record, static_cast<size_t>(len) + 1);
     return len;
 }
 

@@ -197,9 +197,10 @@ IPCBARRIER_EXPORT int barrier_serialize_env(Barrier *b, const char *name);
 /* Parses record strictly and fills *ret (overwritten, not destroyed) with
  * the barrier it describes, after checking that it is meant for the
  * process owner (0: the caller) and that its fds are what the record says:
- * inherited (not close-on-exec), above stdio, two distinct non-blocking
- * eventfds that are not semaphores and the pipe end of the recorded role,
- * each the very file recorded; then sets close-on-exec on them again. A
+ * inherited (not close-on-exec), above stdio, not O_PATH, two distinct
+ * non-blocking eventfds that are not semaphores and the end of an
+ * anonymous pipe (no named FIFO) of the recorded role, each the very file
+ * recorded; then sets close-on-exec on them again. A
  * process may act on a record meant for another, e.g. its parent shell's
  * (owner = getppid()), which keeps its own copy of the fds. Returns 0, or,
  * changing nothing: -ENOENT if record is NULL (as getenv() returns for an
