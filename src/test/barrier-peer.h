@@ -47,12 +47,14 @@ void keep_only_barrier_fds(Barrier *b, int extra = -1);
  * parent to abort or go away, idle meanwhile. */
 void idle_child(Barrier *b, int);
 
-/* What trace_syscalls() counted: every syscall entry, the ppoll() calls
- * (the barrier's waits poll with ppoll(), the loops do not), and the
- * read() calls on the fds the scenario marked. */
+/* What trace_syscalls() counted: every syscall entry, the ppoll() calls,
+ * the poll() and ppoll() calls of exactly two fds that the scenario marked
+ * (what a barrier's wait polls: its eventfd and its pipe end; a loop polls
+ * more, its own wake-up fd at least), and the read() calls on marked fds. */
 struct SyscallCounts {
     long total = 0;
     long ppoll = 0;
+    long marked_polls = 0;
     long marked_reads = 0;
 };
 
@@ -83,7 +85,7 @@ void fd_mark_barrier(FdSnapshot *snapshot, const Barrier *b);
 inline constexpr int COST_N_PEERS = 200;
 inline constexpr int COST_N_ACTIVE = 4; /* the first ones place one point */
 inline constexpr int COST_N_WAKEUPS = 1000;
-/* At most this many ppoll() and read() of barrier fds per sync point. */
+/* At most this many polls and reads of barrier fds per sync point. */
 inline constexpr int COST_PER_EVENT = 3;
 
 /* A ChildFn for fork_peer(): keeps only its barrier's fds, places one sync
