@@ -29,9 +29,10 @@ struct BarrierSource {
     Barrier *barrier; /* the barrier read, or NULL once let go of */
     BarrierWaitKind kind;
     gpointer tags[2]; /* the eventfd and the pipe end in the context */
-    bool watching;    /* attached to barrier as its watch */
-    bool pending;     /* result is to be delivered */
-    bool done;        /* a result <= 0 was delivered: inert for good */
+    BarrierWatch watch;
+    bool watching; /* watch is attached to barrier */
+    bool pending;  /* result is to be delivered */
+    bool done;     /* a result <= 0 was delivered: inert for good */
     int result;
 };
 
@@ -54,7 +55,7 @@ void on_watch(Barrier *b, BarrierWatchEvent event, void *userdata);
 /* Lets go of the barrier: no fds in the context, no watch. */
 void release(BarrierSource *s) {
     remove_fds(s);
-    if (s->watching) (void)barrier_unwatch(s->barrier, on_watch, s);
+    if (s->watching) (void)barrier_unwatch(s->barrier, &s->watch);
     s->watching = false;
     s->barrier = nullptr;
 }
@@ -93,10 +94,9 @@ void on_watch(Barrier *b, BarrierWatchEvent event, void *userdata) {
             if (!s->done) schedule(s, -EBADF);
             break;
         case BARRIER_WATCH_FAILED:
-            /* The watch is gone, the pipe end about to be closed. Watch
-             * again: until the 0 is delivered, a destroy or a move must
-             * still reach us. */
-            s->watching = barrier_watch(b, on_watch, s) == 0;
+            /* The pipe end is about to be closed; the watch stays, so a
+             * destroy or a move still reaches us until the 0 is
+             * delivered. */
             remove_fds(s);
             if (!s->done && !s->pending) schedule(s, 0);
             break;
@@ -150,7 +150,7 @@ void barrier_source_finalize(GSource *source) {
     /* GLib has dropped the fds from the context already, and asking it
      * anything about a source being finalized is an error. */
     BarrierSource *s = as_barrier_source(source);
-    if (s->watching) (void)barrier_unwatch(s->barrier, on_watch, s);
+    if (s->watching) (void)barrier_unwatch(s->barrier, &s->watch);
 }
 
 GSourceFuncs barrier_source_funcs = {
@@ -182,7 +182,7 @@ int source_new(Barrier *b, BarrierWaitKind kind, GSource **ret) {
     BarrierSource *s = as_barrier_source(source);
     s->barrier = b;
     s->kind = kind;
-    r = barrier_watch(b, on_watch, s);
+    r = barrier_watch(b, &s->watch, on_watch, s);
     if (r < 0) {
         s->barrier = nullptr;
         g_source_unref(source);

@@ -55,7 +55,8 @@ struct BarrierEventSource {
     int enabled; /* SD_EVENT_OFF, _ON or _ONESHOT, as the caller set it */
     int result;  /* to be delivered, while pending */
     bool pending;
-    bool watching; /* attached to barrier as its watch */
+    BarrierWatch watch;
+    bool watching; /* watch is attached to barrier */
     bool stopped;  /* never calls the handler again */
     bool floating;
 };
@@ -94,7 +95,7 @@ void on_watch(Barrier *b, BarrierWatchEvent event, void *userdata);
 /* Lets go of the barrier: no fds in the loop, no watch. */
 void release(BarrierEventSource *s) {
     remove_fds(s);
-    if (s->watching) (void)barrier_unwatch(s->barrier, on_watch, s);
+    if (s->watching) (void)barrier_unwatch(s->barrier, &s->watch);
     s->watching = false;
     s->barrier = nullptr;
 }
@@ -197,10 +198,9 @@ void on_watch(Barrier *b, BarrierWatchEvent event, void *userdata) {
             if (!s->stopped) schedule(s, -EBADF);
             break;
         case BARRIER_WATCH_FAILED:
-            /* The watch is gone, the pipe end about to be closed. Watch
-             * again: until the 0 is delivered, a destroy or a move must
-             * still reach us. */
-            s->watching = barrier_watch(b, on_watch, s) == 0;
+            /* The pipe end is about to be closed; the watch stays, so a
+             * destroy or a move still reaches us until the 0 is
+             * delivered. */
             remove_fds(s);
             if (!s->stopped && !s->pending) schedule(s, 0);
             break;
@@ -322,7 +322,7 @@ int barrier_event_add(sd_event *e, BarrierEventSource **ret, Barrier *b, Barrier
     s->userdata = userdata;
     s->priority = SD_EVENT_PRIORITY_NORMAL;
     s->enabled = SD_EVENT_ON;
-    r = barrier_watch(b, on_watch, s);
+    r = barrier_watch(b, &s->watch, on_watch, s);
     if (r < 0) {
         delete s;
         return r;

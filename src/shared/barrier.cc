@@ -45,12 +45,6 @@
  * partner is closed. A pending eventfd value is always consumed before a
  * hang-up is honoured, so points placed just before exiting still count. */
 
-struct BarrierWatch {
-    barrier_watch_func_t func;
-    void *userdata;
-    pid_t pid; /* the process that attached it; a forked child has a copy */
-};
-
 namespace {
 
 using ipcbarrier::BorrowedFd;
@@ -101,22 +95,20 @@ int pipe_end(const Barrier *b) {
     return b->pipe[0] >= 0 ? b->pipe[0] : b->pipe[1];
 }
 
-/* Tells the attached source what happened. Only in the process that
- * attached it: a forked child's copy of the watch points into its copy of
- * the parent's event loop, which it must not touch (a child that destroys
- * an inherited barrier just forgets the watch, without free(): it may be
- * between fork() and execve()). CLOSING and FAILED detach it first. */
-void notify(Barrier *b, BarrierWatchEvent event) {
+/* The watch attached in this process, or NULL. A forked child's copy of
+ * the parent's watch points into its copy of the parent's event loop,
+ * which it must not touch: for the child there is no watch. */
+BarrierWatch *own_watch(const Barrier *b) {
     BarrierWatch *w = b->watch;
-    if (!w) return;
-    const bool detach = event == BARRIER_WATCH_CLOSING || event == BARRIER_WATCH_FAILED;
-    if (w->pid != getpid()) {
-        if (detach) b->watch = nullptr;
-        return;
-    }
-    if (detach) b->watch = nullptr;
-    w->func(b, event, w->userdata);
-    if (detach) free(w);
+    return w && w->pid == getpid() ? w : nullptr;
+}
+
+/* Tells the attached source what happened. CLOSING detaches it first. */
+void notify(Barrier *b, BarrierWatchEvent event) {
+    if (!b->watch) return;
+    BarrierWatch *w = own_watch(b);
+    if (event == BARRIER_WATCH_CLOSING) b->watch = nullptr;
+    if (w) w->func(b, event, w->userdata);
 }
 
 /* Any I/O failure is unrecoverable: nobody can tell how many sync points got
@@ -440,22 +432,18 @@ bool barrier_is_aborted(const Barrier *b) {
     return is_aborted(b);
 }
 
-int barrier_watch(Barrier *b, barrier_watch_func_t func, void *userdata) {
-    if (!b || !func) return -EINVAL;
+int barrier_watch(Barrier *b, BarrierWatch *w, barrier_watch_func_t func, void *userdata) {
+    if (!b || !w || !func) return -EINVAL;
     if (!role_is_set(b)) return -EBADF;
-    if (b->watch) return -EBUSY;
-    auto *w = static_cast<BarrierWatch *>(malloc(sizeof(BarrierWatch)));
-    if (!w) return -ENOMEM;
+    if (own_watch(b)) return -EBUSY;
     *w = BarrierWatch{func, userdata, getpid()};
     b->watch = w;
     return 0;
 }
 
-int barrier_unwatch(Barrier *b, barrier_watch_func_t func, void *userdata) {
-    BarrierWatch *w = b ? b->watch : nullptr;
-    if (!w || w->func != func || w->userdata != userdata) return -ENOENT;
+int barrier_unwatch(Barrier *b, BarrierWatch *w) {
+    if (!b || !w || b->watch != w) return -ENOENT;
     b->watch = nullptr;
-    free(w);
     return 0;
 }
 

@@ -714,23 +714,25 @@ static void on_watch(Barrier *b, BarrierWatchEvent event, void *userdata) {
 }
 
 /* barrier_watch(): one watch per barrier, told of an abortion, a move, a
- * destroy (while the fds are still open) and a fatal error; detached by
- * the last two; never called in a forked child. */
+ * destroy (while the fds are still open, and detached by it) and a fatal
+ * error; never called in a forked child, where an inherited watch counts
+ * as none. */
 static void test_watch(void) {
     Barrier b = BARRIER_NULL, moved = BARRIER_NULL;
     Watched w = {.report_fd = -1}, other = {.report_fd = -1};
+    BarrierWatch ww, ow;
     FdSnapshot before, after;
     fd_snapshot(&before);
-    g_assert_cmpint(barrier_watch(&b, on_watch, &w), ==, -EBADF);
+    g_assert_cmpint(barrier_watch(&b, &ww, on_watch, &w), ==, -EBADF);
     g_assert_cmpint(barrier_create(&b), ==, 0);
     int peer_end = fcntl(b.pipe[0], F_DUPFD_CLOEXEC, 3);
-    g_assert_cmpint(barrier_watch(&b, on_watch, &w), ==, -EBADF); /* no role yet */
+    g_assert_cmpint(barrier_watch(&b, &ww, on_watch, &w), ==, -EBADF); /* no role yet */
     g_assert_cmpint(barrier_set_role(&b, BARRIER_CHILD), ==, 0);
-    g_assert_cmpint(barrier_watch(NULL, on_watch, &w), ==, -EINVAL);
-    g_assert_cmpint(barrier_watch(&b, NULL, &w), ==, -EINVAL);
-    g_assert_cmpint(barrier_watch(&b, on_watch, &w), ==, 0);
-    g_assert_cmpint(barrier_watch(&b, on_watch, &other), ==, -EBUSY); /* one reader */
-    g_assert_cmpint(barrier_unwatch(&b, on_watch, &other), ==, -ENOENT);
+    g_assert_cmpint(barrier_watch(NULL, &ww, on_watch, &w), ==, -EINVAL);
+    g_assert_cmpint(barrier_watch(&b, &ww, NULL, &w), ==, -EINVAL);
+    g_assert_cmpint(barrier_watch(&b, &ww, on_watch, &w), ==, 0);
+    g_assert_cmpint(barrier_watch(&b, &ow, on_watch, &other), ==, -EBUSY); /* one reader */
+    g_assert_cmpint(barrier_unwatch(&b, &ow), ==, -ENOENT);
 
     /* placing never ends a wait by itself: no event */
     g_assert_true(barrier_place(&b));
@@ -740,7 +742,7 @@ static void test_watch(void) {
     g_assert_cmpint(w.n, ==, 1);
     g_assert_cmpint(w.events[0], ==, BARRIER_WATCH_MOVED);
     g_assert_true(w.where[0] == &moved);
-    g_assert_cmpint(barrier_watch(&moved, on_watch, &other), ==, -EBUSY);
+    g_assert_cmpint(barrier_watch(&moved, &ow, on_watch, &other), ==, -EBUSY);
 
     /* a child forked now has a copy of the watch, which must stay silent */
     int report[2];
@@ -748,6 +750,11 @@ static void test_watch(void) {
     w.report_fd = report[1];
     pid_t pid = fork_test_child();
     if (pid == 0) {
+        /* for the child the watch is none: it may attach its own */
+        BarrierWatch cw;
+        CHILD_ASSERT(barrier_watch(&moved, &cw, on_watch, &w) == 0);
+        CHILD_ASSERT(barrier_unwatch(&moved, &cw) == 0);
+        moved.watch = &ww;
         (void)barrier_abort(&moved);
         (void)barrier_destroy(&moved);
         _exit(0);
@@ -770,31 +777,35 @@ static void test_watch(void) {
     g_assert_cmpint(w.events[2], ==, BARRIER_WATCH_CLOSING);
     g_assert_true(w.fds_open[2]);
     g_assert_null(moved.watch);
-    g_assert_cmpint(barrier_unwatch(&moved, on_watch, &w), ==, -ENOENT);
+    g_assert_cmpint(barrier_unwatch(&moved, &ww), ==, -ENOENT);
     close(peer_end);
 
-    /* a fatal error detaches the watch too, before the pipe end closes */
+    /* a fatal error is told before the pipe end closes; the watch stays
+     * until the barrier is destroyed */
     Watched f = {.report_fd = -1};
+    BarrierWatch fw;
     g_assert_cmpint(barrier_create(&b), ==, 0);
     g_assert_cmpint(barrier_set_role(&b, BARRIER_PARENT), ==, 0);
-    g_assert_cmpint(barrier_watch(&b, on_watch, &f), ==, 0);
+    g_assert_cmpint(barrier_watch(&b, &fw, on_watch, &f), ==, 0);
     /* as if the child wrote a value no barrier writes */
     uint64_t garbage = UINT64_C(1) << 43;
     g_assert_cmpint(write(b.them, &garbage, sizeof garbage), ==, 8);
     g_assert_cmpint(barrier_wait_next_timeout(&b, 0), ==, -EPROTO);
     g_assert_cmpint(f.n, ==, 1);
     g_assert_cmpint(f.events[0], ==, BARRIER_WATCH_FAILED);
-    g_assert_null(b.watch);
+    g_assert_true(b.watch == &fw);
+    g_assert_cmpint(barrier_watch(&b, &ow, on_watch, &other), ==, -EBUSY);
     barrier_destroy(&b);
-    g_assert_cmpint(f.n, ==, 1);
+    g_assert_cmpint(f.n, ==, 2);
+    g_assert_cmpint(f.events[1], ==, BARRIER_WATCH_CLOSING);
 
     /* unwatch by its owner */
     g_assert_cmpint(barrier_create(&b), ==, 0);
     g_assert_cmpint(barrier_set_role(&b, BARRIER_PARENT), ==, 0);
-    g_assert_cmpint(barrier_watch(&b, on_watch, &other), ==, 0);
-    g_assert_cmpint(barrier_unwatch(&b, on_watch, &other), ==, 0);
-    g_assert_cmpint(barrier_watch(&b, on_watch, &w), ==, 0);
-    g_assert_cmpint(barrier_unwatch(&b, on_watch, &w), ==, 0);
+    g_assert_cmpint(barrier_watch(&b, &ow, on_watch, &other), ==, 0);
+    g_assert_cmpint(barrier_unwatch(&b, &ow), ==, 0);
+    g_assert_cmpint(barrier_watch(&b, &ww, on_watch, &w), ==, 0);
+    g_assert_cmpint(barrier_unwatch(&b, &ww), ==, 0);
     barrier_destroy(&b);
     g_assert_cmpint(other.n, ==, 0);
     fd_snapshot(&after);

@@ -110,6 +110,7 @@ const auto add_watch_from_c =
 
 /* A reader of the barrier that another event loop would attach. */
 void other_reader(Barrier *, BarrierWatchEvent, void *) {}
+BarrierWatch other_watch;
 
 /* A child that only waits until the parent closes its end of the barrier's
  * pipe (its barrier_destroy(), exit, or fatal error), without reading. */
@@ -653,7 +654,7 @@ void test_one_reader() {
     GSource *first = barrier_source_new(&b, BARRIER_WAIT_NEXT);
     g_assert_nonnull(first);
     assert_refused(&b);
-    ASSERT_RET(barrier_watch(&b, other_reader, nullptr), -EBUSY);
+    ASSERT_RET(barrier_watch(&b, &other_watch, other_reader, nullptr), -EBUSY);
 #ifdef TEST_WITH_SD_EVENT
     sd_event *e = nullptr;
     ASSERT_OK(sd_event_new(&e));
@@ -663,9 +664,9 @@ void test_one_reader() {
 #endif
     g_source_unref(first); /* never attached: finalized */
 
-    ASSERT_OK(barrier_watch(&b, other_reader, nullptr));
+    ASSERT_OK(barrier_watch(&b, &other_watch, other_reader, nullptr));
     assert_refused(&b);
-    ASSERT_OK(barrier_unwatch(&b, other_reader, nullptr));
+    ASSERT_OK(barrier_unwatch(&b, &other_watch));
 #ifdef TEST_WITH_SD_EVENT
     ASSERT_OK(barrier_event_add(e, &es, &b, BARRIER_WAIT_NEXT, sd_event_reader, nullptr));
     assert_refused(&b);

@@ -109,11 +109,12 @@ const auto event_add_from_c =
 
 /* A reader of the barrier that another event loop would attach. */
 void other_reader(Barrier *, BarrierWatchEvent, void *) {}
+BarrierWatch other_watch;
 
 /* Whether b has no reader: another can be attached. */
 bool has_no_reader(Barrier *b) {
-    if (barrier_watch(b, other_reader, nullptr) < 0) return false;
-    ASSERT_OK(barrier_unwatch(b, other_reader, nullptr));
+    if (barrier_watch(b, &other_watch, other_reader, nullptr) < 0) return false;
+    ASSERT_OK(barrier_unwatch(b, &other_watch));
     return true;
 }
 
@@ -449,11 +450,11 @@ void test_floating() {
         ASSERT_OK(barrier_event_add(loop.get(), nullptr, &b, BARRIER_WAIT_NEXT, record, &waiting));
         loop.drain();
         g_assert_cmpint(waiting.n, ==, 0);
-        ASSERT_RET(barrier_watch(&b, other_reader, nullptr), -EBUSY);
+        ASSERT_RET(barrier_watch(&b, &other_watch, other_reader, nullptr), -EBUSY);
     }
     assert_same_fds(&before);
-    ASSERT_OK(barrier_watch(&b, other_reader, nullptr));
-    ASSERT_OK(barrier_unwatch(&b, other_reader, nullptr));
+    ASSERT_OK(barrier_watch(&b, &other_watch, other_reader, nullptr));
+    ASSERT_OK(barrier_unwatch(&b, &other_watch));
 
     barrier_destroy(&b);
     g_assert_cmpint(wait_exit_status(pid), ==, 0);
@@ -630,7 +631,7 @@ void test_one_reader() {
 
     BarrierEventSource *first = add(loop, &b, BARRIER_WAIT_NEXT, &calls);
     assert_refused(loop, &b);
-    ASSERT_RET(barrier_watch(&b, other_reader, nullptr), -EBUSY);
+    ASSERT_RET(barrier_watch(&b, &other_watch, other_reader, nullptr), -EBUSY);
 #ifdef TEST_WITH_GLIB
     errno = 0;
     g_assert_null(barrier_source_new(&b, BARRIER_WAIT_ABORTION));
@@ -638,9 +639,9 @@ void test_one_reader() {
 #endif
     g_assert_null(barrier_event_source_unref(first));
 
-    ASSERT_OK(barrier_watch(&b, other_reader, nullptr));
+    ASSERT_OK(barrier_watch(&b, &other_watch, other_reader, nullptr));
     assert_refused(loop, &b);
-    ASSERT_OK(barrier_unwatch(&b, other_reader, nullptr));
+    ASSERT_OK(barrier_unwatch(&b, &other_watch));
 #ifdef TEST_WITH_GLIB
     GSource *source = barrier_source_new(&b, BARRIER_WAIT_NEXT);
     g_assert_nonnull(source);

@@ -16,6 +16,7 @@
  * state, moves the barrier, or closes its fds. */
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <ipcbarrier/barrier.h>
 #include <ipcbarrier/export.h>
@@ -57,27 +58,37 @@ typedef enum BarrierWatchEvent {
      * The watch is removed before the call; b is empty afterwards. */
     BARRIER_WATCH_CLOSING,
     /* A fatal I/O error is about to close the pipe end: stop watching the
-     * fds now. The watch is removed before the call; b is aborted ("we
-     * aborted") afterwards, and every wait returns 0 at once. */
+     * fds now. b is aborted ("we aborted") afterwards, and every wait
+     * returns 0 at once; the watch stays attached until barrier_destroy()
+     * (CLOSING) or barrier_unwatch(). */
     BARRIER_WATCH_FAILED,
 } BarrierWatchEvent;
 
 typedef void (*barrier_watch_func_t)(Barrier *b, BarrierWatchEvent event, void *userdata);
 
-/* Attaches the one reader that a barrier may have besides blocking waits:
- * an event-loop source, which is then told through func what happens to b
- * (see BarrierWatchEvent). func is called from the function that changes b,
- * in the process that attached it; never in a child forked afterwards. b's
- * role must be set, and b must stay where it is (or move with
- * barrier_move()) while attached. Returns 0, -EINVAL for a NULL b or func,
- * -EBADF if the role is not set, -EBUSY if another source is attached,
- * -ENOMEM. */
-IPCBARRIER_EXPORT int barrier_watch(Barrier *b, barrier_watch_func_t func, void *userdata);
+/* A watch: kept by whoever attaches it (in its source's own state), for as
+ * long as it is attached; the barrier only points to it, so attaching
+ * allocates nothing. The fields are private. */
+struct BarrierWatch {
+    barrier_watch_func_t func;
+    void *userdata;
+    pid_t pid; /* the process that attached it: a forked child has a copy */
+};
 
-/* Detaches the watch that func and userdata attached to b. Returns 0, or
- * -ENOENT if b has no such watch (it was destroyed, failed, or another
- * watch is attached). */
-IPCBARRIER_EXPORT int barrier_unwatch(Barrier *b, barrier_watch_func_t func, void *userdata);
+/* Attaches w as the one reader that a barrier may have besides blocking
+ * waits (an event-loop source), which is then told through func what
+ * happens to b (see BarrierWatchEvent). func is called from the function
+ * that changes b, in the process that attached it; never in a child forked
+ * afterwards, for which an inherited watch counts as none. b's role must be
+ * set; b must stay where it is (or move with barrier_move()) and w must
+ * stay valid while attached. Returns 0, -EINVAL for a NULL b, w or func,
+ * -EBADF if the role is not set, -EBUSY if another watch is attached. */
+IPCBARRIER_EXPORT int barrier_watch(Barrier *b, BarrierWatch *w, barrier_watch_func_t func,
+                                    void *userdata);
+
+/* Detaches w from b. Returns 0, or -ENOENT if w is not attached to b (b
+ * was destroyed, or another watch is attached). */
+IPCBARRIER_EXPORT int barrier_unwatch(Barrier *b, BarrierWatch *w);
 
 #ifdef __cplusplus
 }

@@ -39,7 +39,7 @@ typedef gboolean (*BarrierSourceFunc)(Barrier *b, int result, gpointer user_data
  * holds b until it has delivered a result <= 0, or is finalized. Attach it
  * with g_source_attach(). Returns the source (a new reference), or NULL
  * with errno set: EINVAL for a NULL b or an unknown kind, EBADF if b's
- * role is not set, EBUSY if b already has a source, ENOMEM. */
+ * role is not set, EBUSY if b already has a source. */
 IPCBARRIER_EXPORT GSource *barrier_source_new(Barrier *b, BarrierWaitKind kind);
 
 /* barrier_source_new() with func as callback, attached to the global
