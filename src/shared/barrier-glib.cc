@@ -173,7 +173,7 @@ bool kind_is_known(const BarrierWaitKind &kind) {
 
 /* barrier_source_new() as -errno. */
 int source_new(Barrier *b, BarrierWaitKind kind, GSource **ret) {
-    if (!b || !kind_is_known(kind)) return -EINVAL;
+    if (!b) return -EINVAL;
     struct pollfd pfd[2];
     int r = barrier_get_pollfds(b, pfd);
     if (r < 0) return r;
@@ -204,9 +204,12 @@ int source_new(Barrier *b, BarrierWaitKind kind, GSource **ret) {
 
 extern "C" {
 
+/* Each entry point checks kind before it passes it on: passing it loads
+ * the value, which C++ may do only for one of the enumerators. */
+
 GSource *barrier_source_new(Barrier *b, BarrierWaitKind kind) {
     GSource *source;
-    int r = source_new(b, kind, &source);
+    int r = kind_is_known(kind) ? source_new(b, kind, &source) : -EINVAL;
     if (r < 0) {
         errno = -r;
         return nullptr;
@@ -216,7 +219,7 @@ GSource *barrier_source_new(Barrier *b, BarrierWaitKind kind) {
 
 guint barrier_add_watch_full(gint priority, Barrier *b, BarrierWaitKind kind,
                              BarrierSourceFunc func, gpointer user_data, GDestroyNotify notify) {
-    if (!func) {
+    if (!func || !kind_is_known(kind)) {
         errno = EINVAL;
         return 0;
     }
@@ -231,6 +234,10 @@ guint barrier_add_watch_full(gint priority, Barrier *b, BarrierWaitKind kind,
 
 guint barrier_add_watch(Barrier *b, BarrierWaitKind kind, BarrierSourceFunc func,
                         gpointer user_data) {
+    if (!kind_is_known(kind)) {
+        errno = EINVAL;
+        return 0;
+    }
     return barrier_add_watch_full(G_PRIORITY_DEFAULT, b, kind, func, user_data, nullptr);
 }
 

@@ -11,6 +11,7 @@
 #include <ipcbarrier/barrier-event.h>
 #include <ipcbarrier/barrier.hh>
 
+#include "c-callers.h"
 #include "test-util.h"
 
 using ChildFn = void (*)(Barrier *b, int arg);
@@ -95,15 +96,6 @@ void active_child(Barrier *b, int);
 /* Asserts the bounds on what trace_syscalls() counted for the scenario,
  * and tells the numbers. */
 void assert_cost_per_event(const SyscallCounts *counts);
-
-/* The functions as C callers see them, who may pass any int as a kind:
- * in C++ a value outside the enumerators cannot even be formed. */
-template <typename C, typename F>
-C as_called_from_c(F *fn) {
-    return reinterpret_cast<C>(reinterpret_cast<void (*)()>(fn));
-}
-inline const auto wait_kind_from_c =
-    as_called_from_c<int (*)(Barrier *, int, uint64_t)>(barrier_wait_kind_timeout);
 
 /* That the same fds are open as in before. */
 void assert_same_fds(const FdSnapshot *before);

@@ -102,11 +102,6 @@ BarrierEventSource *add(const Loop &loop, Barrier *b, BarrierWaitKind kind, Call
     return s;
 }
 
-/* barrier_event_add() as C callers see it (barrier-peer.h). */
-const auto event_add_from_c =
-    as_called_from_c<int (*)(sd_event *, BarrierEventSource **, Barrier *, int,
-                             barrier_event_handler_t, void *)>(barrier_event_add);
-
 /* A reader of the barrier that another event loop would attach. */
 void other_reader(Barrier *, BarrierWatchEvent, void *) {}
 BarrierWatch other_watch;
@@ -1172,8 +1167,8 @@ void test_errors() {
     ASSERT_OK(barrier_create(&b));
     ASSERT_RET(barrier_event_add(loop.get(), &s, &b, BARRIER_WAIT_NEXT, record, &calls), -EBADF);
     ASSERT_OK(barrier_set_role(&b, BARRIER_PARENT));
-    ASSERT_RET(event_add_from_c(loop.get(), &s, &b, 4, record, &calls), -EINVAL);
-    ASSERT_RET(event_add_from_c(loop.get(), &s, &b, -1, record, &calls), -EINVAL);
+    ASSERT_RET(c_event_add(loop.get(), &s, &b, 4, record, &calls), -EINVAL);
+    ASSERT_RET(c_event_add(loop.get(), &s, &b, -1, record, &calls), -EINVAL);
     g_assert_null(s);
     g_assert_null(barrier_event_source_unref(nullptr));
     g_assert_null(barrier_event_source_ref(nullptr));
@@ -1190,7 +1185,7 @@ void test_errors() {
     ASSERT_RET(barrier_event_source_get_enabled(nullptr, &enabled), -EINVAL);
     ASSERT_RET(barrier_event_source_set_floating(nullptr, 1), -EINVAL);
     ASSERT_RET(barrier_event_source_get_floating(nullptr), -EINVAL);
-    ASSERT_RET(wait_kind_from_c(&b, 4, 0), -EINVAL);
+    ASSERT_RET(c_wait_kind_timeout(&b, 4, 0), -EINVAL);
     loop.drain();
     g_assert_cmpint(calls.n, ==, 0);
     barrier_destroy(&b);
