@@ -40,7 +40,9 @@
  * trusted. Then come the ratios: each barrier pattern over its floor, with
  * the goal (at most 3% above it), and each pattern over raw; as the ratio
  * of the medians, and as the median, lowest and highest of the ratios
- * within one repetition.
+ * within one repetition. Against the noise of a shared machine, many short
+ * repetitions help more than a few long ones: a burst of other work then
+ * spoils single measurements, which the medians leave out.
  *
  * "--only PATTERN" runs a single pattern, e.g. under strace or perf to count
  * its syscalls per round (tools/bench/syscalls.sh does that).
