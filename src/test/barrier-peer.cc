@@ -88,7 +88,8 @@ int count_open_fds() {
 void keep_only_barrier_fds(Barrier *b, int extra) {
     int keep[4];
     int n = barrier_get_fds(b, keep);
-    if (n < 0) child_fail("barrier_get_fds failed");
+    /* at most 3, which also tells the compiler that keep is large enough */
+    if (n < 0 || n > 3) child_fail("barrier_get_fds failed");
     if (extra >= 0) keep[n++] = extra;
     std::sort(keep, keep + n);
     if (ipcbarrier::close_all_fds_sorted({keep, static_cast<size_t>(n)}) < 0)

@@ -190,13 +190,14 @@ void test_cxx_durations() {
 
 /* What a child of the manager below reports through the report pipe. */
 struct Report {
-    char what; /* 'r' met the manager, 'a' saw it die */
+    int what; /* 'r' met the manager, 'a' saw it die (an int: no padding to leave unset) */
     int index;
     pid_t pid;
 };
 
 void report(int fd, char what, int index) {
     Report r = {what, index, getpid()};
+    static_assert(sizeof r == 3 * sizeof(int));
     if (write(fd, &r, sizeof r) != static_cast<ssize_t>(sizeof r)) child_fail("report");
 }
 
