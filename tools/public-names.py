@@ -243,12 +243,18 @@ def dump_ast(clang, flags, suffix, headers, system_headers, workdir):
 
 
 def macros(header):
+    """The macros a header leaves defined: one it #undefs again is its own
+    helper, not a public name."""
     plain, function_like = set(), set()
     with open(header, encoding="utf-8") as f:
         for line in f:
             m = re.match(r"\s*#\s*define\s+([A-Za-z_][A-Za-z0-9_]*)(\()?", line)
             if m and not m.group(1).startswith("_"):
                 (function_like if m.group(2) else plain).add(m.group(1))
+            m = re.match(r"\s*#\s*undef\s+([A-Za-z_][A-Za-z0-9_]*)", line)
+            if m:
+                plain.discard(m.group(1))
+                function_like.discard(m.group(1))
     return plain, function_like
 
 

@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -334,6 +335,20 @@ int barrier_set_role(Barrier *b, unsigned role) {
         int fd = b->me;
         b->me = b->them;
         b->them = fd;
+    }
+    return 0;
+}
+
+int barrier_move_fds(Barrier *b, int min_fd) {
+    if (is_empty(b) || b->me < 0 || b->them < 0) return -EBADF;
+    if (own_watch(b)) return -EBUSY;
+    if (min_fd < 0) return -EINVAL;
+    for (int *fd : {&b->me, &b->them, &b->pipe[0], &b->pipe[1]}) {
+        if (*fd < 0 || *fd >= min_fd) continue;
+        int moved = fcntl(*fd, F_DUPFD_CLOEXEC, min_fd);
+        if (moved < 0) return -errno;
+        (void)ipcbarrier::safe_close(*fd);
+        *fd = moved;
     }
     return 0;
 }

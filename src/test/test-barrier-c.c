@@ -544,6 +544,10 @@ static void test_pollfds(void) {
     barrier_destroy(&b);
 }
 
+static void on_watch_ignore(Barrier *b, BarrierWatchEvent event, void *userdata) {
+    (void)b, (void)event, (void)userdata;
+}
+
 /* A zero-filled Barrier (one inside a struct from calloc()) holds nothing:
  * its "fds" are 0, and nothing may close stdin or use it. */
 static void test_zero_filled_is_empty(void) {
@@ -611,6 +615,42 @@ static void test_get_fds(void) {
     g_assert_true(barrier_we_aborted(&b));
     g_assert_cmpint(barrier_get_fds(&b, fds), ==, 2);
     g_assert_cmpint(fds[2], ==, -1);
+    barrier_destroy(&b);
+}
+
+/* barrier_move_fds(): every fd at the floor or above, the old numbers
+ * closed, the barrier as usable as before. */
+static void test_move_fds(void) {
+    Barrier b = BARRIER_NULL;
+    g_assert_cmpint(barrier_move_fds(&b, 100), ==, -EBADF);
+    g_assert_cmpint(barrier_create(&b), ==, 0);
+    int peer_end = fcntl(b.pipe[0], F_DUPFD_CLOEXEC, 3);
+    g_assert_cmpint(barrier_set_role(&b, BARRIER_CHILD), ==, 0);
+    int before[3], after[3];
+    g_assert_cmpint(barrier_get_fds(&b, before), ==, 3);
+    g_assert_cmpint(barrier_move_fds(&b, -1), ==, -EINVAL);
+    g_assert_cmpint(barrier_move_fds(&b, 100), ==, 0);
+    g_assert_cmpint(barrier_get_fds(&b, after), ==, 3);
+    for (int i = 0; i < 3; i++) {
+        g_assert_cmpint(after[i], >=, 100);
+        g_assert_true(fd_is_closed(before[i]));
+        g_assert_true(cloexec(after[i]));
+    }
+    g_assert_cmpint(barrier_move_fds(&b, 100), ==, 0); /* there already: stays */
+    int again[3];
+    g_assert_cmpint(barrier_get_fds(&b, again), ==, 3);
+    g_assert_cmpint(memcmp(after, again, sizeof after), ==, 0);
+    /* still the same barrier: what this side writes arrives at the other end */
+    g_assert_true(barrier_place(&b));
+    uint64_t v;
+    g_assert_cmpint(read(b.me, &v, sizeof v), ==, 8);
+    g_assert_cmpuint(v, ==, 1);
+    /* not while a source watches the numbers */
+    BarrierWatch w;
+    g_assert_cmpint(barrier_watch(&b, &w, on_watch_ignore, NULL), ==, 0);
+    g_assert_cmpint(barrier_move_fds(&b, 200), ==, -EBUSY);
+    g_assert_cmpint(barrier_unwatch(&b, &w), ==, 0);
+    close(peer_end);
     barrier_destroy(&b);
 }
 
@@ -825,6 +865,7 @@ int main(int argc, char **argv) {
     g_test_add_func("/barrier-c/zero-filled-is-empty", test_zero_filled_is_empty);
     g_test_add_func("/barrier-c/get-fds", test_get_fds);
     g_test_add_func("/barrier-c/count-limit", test_count_limit);
+    g_test_add_func("/barrier-c/move-fds", test_move_fds);
     g_test_add_func("/barrier-c/wait-kind-peek", test_wait_kind_peek);
     g_test_add_func("/barrier-c/watch", test_watch);
     return g_test_run();

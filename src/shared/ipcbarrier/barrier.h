@@ -90,6 +90,16 @@ IPCBARRIER_EXPORT int barrier_set_role(Barrier *b, unsigned role);
  * safe. */
 IPCBARRIER_EXPORT int barrier_get_fds(const Barrier *b, int ret[3]);
 
+/* Moves every fd b holds to the lowest free numbers at min_fd or above
+ * (close-on-exec, as always), closing the old numbers; an fd that is there
+ * already stays. For a child that must keep a range of numbers free, e.g.
+ * for the fds it passes on. Returns 0, -EBADF for an empty barrier, -EBUSY
+ * while an event-loop source is attached (it watches the numbers), -EINVAL
+ * for a negative min_fd, or the -errno of fcntl() (-EMFILE, -EINVAL beyond
+ * RLIMIT_NOFILE); on failure the fds moved so far stay moved and b stays
+ * consistent. Async-signal-safe (errno is set as fcntl() sets it). */
+IPCBARRIER_EXPORT int barrier_move_fds(Barrier *b, int min_fd);
+
 /* Places one sync point for the other side. Does nothing once either side
  * has aborted. Returns false if either side has aborted, or if this side is
  * BARRIER_COUNT_MAX sync points ahead (then nothing changes), else true. */
