@@ -1,0 +1,743 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ipcbarrier/spawn.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <iterator>
+
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ipcbarrier/fd-util.hh>
+#include <ipcbarrier/pipe-util.hh>
+#include <ipcbarrier/time-util.hh>
+
+#include "spawn-plan.hh"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define IPCB_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define IPCB_ASAN 1
+#endif
+#endif
+#ifdef IPCB_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+/* valgrind's client requests: a few instructions that do nothing when the
+ * program does not run under valgrind. */
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define IPCB_UNDER_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#else
+#define IPCB_UNDER_VALGRIND() false
+#endif
+
+/* How a start goes.
+ *
+ * Both paths compile the options into a plan first (plan_compile()), in the
+ * parent, before any child exists; the child only runs plan_run() on it and
+ * _exit()s if that returns. The child tells what it is doing and what
+ * failed through a SpawnStatus in memory the two share.
+ *
+ * vfork path: clone(CLONE_VM|CLONE_VFORK) on a stack of its own. The
+ * parent is suspended until the child has executed or ended, so there is
+ * nothing to wait for and no barrier; the status lives on the parent's
+ * stack, which the child sees.
+ *
+ * fork path: fork(). The parent runs its setup while the child runs its
+ * own, both meet at the barrier, then the parent waits for the end of a
+ * close-on-exec report pipe whose write end only the child holds: its EOF
+ * means that the child executed or ended, and the status page
+ * (MAP_SHARED, so the forked copy writes where the parent reads) says
+ * which. Every wait of the parent uses the pre-exec deadline.
+ *
+ * A child that did not make it to execve() is killed and reaped before
+ * ipcb_spawn() returns, through its pidfd: nothing else of the caller's
+ * children is ever waited for.
+ *
+ * AUTO takes the vfork path unless a side must meet the other (a parent
+ * setup, a child callback, readiness) or a deadline must be kept, which
+ * the suspended parent of a vfork child could not do. Under valgrind,
+ * which cannot share memory with a child, the fork path stands in for
+ * the vfork path. */
+
+namespace {
+
+using ipcbarrier::Deadline;
+using ipcbarrier::Pipe;
+using ipcbarrier::PipeMode;
+using ipcbarrier::UniqueFd;
+using ipcbarrier::detail::PlanContext;
+using ipcbarrier::detail::PlanStorage;
+using ipcbarrier::detail::SpawnPlan;
+using ipcbarrier::detail::SpawnStatus;
+
+/* Indexed by IpcbSpawnStep. The names are what the man page lists. */
+constexpr const char *step_names[] = {
+    "none",
+    "prepare",
+    "PATH search",
+    "clone",
+    "helper",
+    "deadline",
+    "signals",
+    "parent death signal",
+    "setsid",
+    "setpgid",
+    "cgroup",
+    "setrlimit",
+    "fds",
+    "close fds",
+    "setgroups",
+    "setresgid",
+    "setresuid",
+    "umask",
+    "chdir",
+    "no_new_privs",
+    "child callback",
+    "barrier",
+    "parent setup",
+    "handover",
+    "execve",
+    "ready",
+};
+static_assert(std::size(step_names) == _IPCB_STEP_MAX);
+
+const char *step_name(int step) noexcept {
+    return step >= IPCB_STEP_NONE && step < _IPCB_STEP_MAX ? step_names[step] : nullptr;
+}
+
+/* The vfork child's stack. The plan executor needs less than 2 KiB, but
+ * sanitizer builds put red zones around every frame and call into their
+ * runtime; untouched pages cost nothing. */
+constexpr size_t CHILD_STACK_SIZE = 64 * 1024;
+
+/* The value of an enum a C caller passed: C allows any int there, while
+ * C++ must not read a value outside the enumerators' range as the enum
+ * type, so the bytes are read as the int they are. */
+template <class E>
+int enum_value(const E &e) noexcept {
+    static_assert(sizeof(E) == sizeof(int));
+    int v;
+    std::memcpy(&v, &e, sizeof v);
+    return v;
+}
+
+IpcbSpawnStep step_from(int step) noexcept {
+    return step > IPCB_STEP_NONE && step < _IPCB_STEP_MAX ? static_cast<IpcbSpawnStep>(step)
+                                                          : IPCB_STEP_NONE;
+}
+
+/* A positive errno value, from the child's status or a callback's -errno
+ * turned round; anything outside 1..4095 is reported as EINVAL, as the
+ * barrier sends it. */
+int errno_from(int err) noexcept {
+    return err > 0 && err <= BARRIER_ABORT_ERRNO_MAX ? err : EINVAL;
+}
+
+/* Fills *ret_error and returns r (a -errno). */
+int spawn_failed(IpcbSpawnError *ret_error, IpcbSpawnStep step, int r) noexcept {
+    if (ret_error) *ret_error = IpcbSpawnError{step, -r};
+    return r;
+}
+
+int pidfd_open_fd(pid_t pid) noexcept {
+    /* Close-on-exec from birth, as every pidfd is. */
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    return fd < 0 ? -errno : static_cast<int>(fd);
+}
+
+int send_signal(pid_t pid, int pidfd, int sig) noexcept {
+    long r = pidfd >= 0 ? syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) : kill(pid, sig);
+    return r < 0 ? -errno : 0;
+}
+
+/* waitid() on our child, by pidfd where there is one. flags: WEXITED plus
+ * WNOHANG or WNOWAIT. Zeroes *ret first, so that si_pid == 0 tells "not
+ * yet" after WNOHANG. */
+int child_waitid(pid_t pid, int pidfd, int flags, siginfo_t *ret) noexcept {
+    for (;;) {
+        std::memset(ret, 0, sizeof *ret);
+        int r = pidfd >= 0 ? waitid(P_PIDFD, static_cast<id_t>(pidfd), ret, flags)
+                           : waitid(P_PID, static_cast<id_t>(pid), ret, flags);
+        if (r == 0) return 0;
+        if (errno != EINTR) return -errno;
+    }
+}
+
+/* Blocks every signal in the calling thread until destroyed. glibc's
+ * pthread_sigmask() leaves its internal signals (thread cancellation,
+ * set*id() broadcast) unblocked, so the mask is set with the raw system
+ * call: a vfork child shares the parent's memory and thread descriptor,
+ * and no handler of the parent may run in it before the plan has reset
+ * the dispositions. errno is preserved both ways. */
+class AllSignalsBlocked {
+  public:
+    AllSignalsBlocked() noexcept {
+        int saved = errno;
+        sigset_t all;
+        /* not sigfillset(): glibc leaves its internal signals out of it */
+        std::memset(&all, 0xff, sizeof all);
+        (void)syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, &old_, _NSIG / 8);
+        errno = saved;
+    }
+    ~AllSignalsBlocked() {
+        int saved = errno;
+        (void)syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old_, nullptr, _NSIG / 8);
+        errno = saved;
+    }
+    AllSignalsBlocked(const AllSignalsBlocked &) = delete;
+    AllSignalsBlocked &operator=(const AllSignalsBlocked &) = delete;
+
+  private:
+    sigset_t old_ = {};
+};
+
+/* Thread cancellation off for the whole start: a cancelled ipcb_spawn()
+ * would leave its child, its fds and its mappings behind (poll(), read()
+ * and waitid() are cancellation points). */
+class NoCancel {
+  public:
+    NoCancel() noexcept { (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old_); }
+    ~NoCancel() { (void)pthread_setcancelstate(old_, nullptr); }
+    NoCancel(const NoCancel &) = delete;
+    NoCancel &operator=(const NoCancel &) = delete;
+
+  private:
+    int old_ = PTHREAD_CANCEL_ENABLE;
+};
+
+/* The vfork child's stack, with an inaccessible guard page below it (the
+ * stack grows down), so that an overflow faults instead of writing over
+ * whatever the parent mapped next to it. */
+class ChildStack {
+  public:
+    ChildStack() noexcept = default;
+    ChildStack(const ChildStack &) = delete;
+    ChildStack &operator=(const ChildStack &) = delete;
+    ~ChildStack() {
+        if (!base_) return;
+#ifdef IPCB_ASAN
+        /* The child executed (or ended) inside instrumented frames that
+         * never returned, so their red zones are still poisoned; a later
+         * mapping at the same address must not inherit them. */
+        ASAN_UNPOISON_MEMORY_REGION(base_, size_);
+#endif
+        (void)munmap(base_, size_);
+    }
+
+    [[nodiscard]] int map() noexcept {
+        size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+        size_t size = CHILD_STACK_SIZE + page;
+        void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) return -errno;
+        if (mprotect(p, page, PROT_NONE) < 0) {
+            int r = -errno;
+            (void)munmap(p, size);
+            return r;
+        }
+        base_ = p;
+        size_ = size;
+        return 0;
+    }
+    [[nodiscard]] void *top() const noexcept {
+        return static_cast<char *>(base_) + size_;
+    }
+
+  private:
+    void *base_ = nullptr;
+    size_t size_ = 0;
+};
+
+/* The status the fork child writes: MAP_SHARED, so that the child's
+ * writes land in the parent's view of it (a private page would be copied
+ * on the child's first write). */
+class StatusPage {
+  public:
+    StatusPage() noexcept = default;
+    StatusPage(const StatusPage &) = delete;
+    StatusPage &operator=(const StatusPage &) = delete;
+    ~StatusPage() {
+        if (status_) (void)munmap(status_, sizeof *status_);
+    }
+
+    [[nodiscard]] int map() noexcept {
+        void *p = mmap(nullptr, sizeof(SpawnStatus), PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return -errno;
+        status_ = static_cast<SpawnStatus *>(p);
+        status_->step = IPCB_STEP_CLONE;
+        status_->fail_step = IPCB_STEP_NONE;
+        status_->fail_errno = 0;
+        return 0;
+    }
+    [[nodiscard]] SpawnStatus *get() const noexcept { return status_; }
+
+  private:
+    SpawnStatus *status_ = nullptr;
+};
+
+/* A Barrier destroyed at scope exit unless handed on. */
+class BarrierOwner {
+  public:
+    BarrierOwner() noexcept = default;
+    BarrierOwner(const BarrierOwner &) = delete;
+    BarrierOwner &operator=(const BarrierOwner &) = delete;
+    ~BarrierOwner() { barrier_destroy(&b_); }
+
+    [[nodiscard]] Barrier *get() noexcept { return &b_; }
+    /* Gives the barrier away: no source is attached, so a copy is a move. */
+    [[nodiscard]] Barrier release() noexcept {
+        Barrier b = b_;
+        b_ = Barrier BARRIER_NULL;
+        return b;
+    }
+
+  private:
+    Barrier b_ = BARRIER_NULL;
+};
+
+/* A child that has not executed yet. */
+class UnfinishedChild {
+  public:
+    UnfinishedChild(pid_t pid, const SpawnStatus *status, uint64_t flags) noexcept
+        : pid_(pid), status_(status), flags_(flags) {}
+    UnfinishedChild(const UnfinishedChild &) = delete;
+    UnfinishedChild &operator=(const UnfinishedChild &) = delete;
+    /* A path that returns without a verdict loses nothing but time: the
+     * child is killed and reaped. */
+    ~UnfinishedChild() {
+        if (pid_ > 0) (void)abandon();
+    }
+
+    [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+    [[nodiscard]] int pidfd() const noexcept { return pidfd_.get(); }
+    void set_pidfd(int fd) noexcept { pidfd_.reset(fd); }
+
+    /* Kills the child (and the process group it made), reaps it, and
+     * returns the step it was in when it died, which is then final. */
+    IpcbSpawnStep abandon() noexcept {
+        siginfo_t si;
+        (void)send_signal(pid_, pidfd_.get(), SIGKILL);
+        /* Dead but not reaped: the status it wrote is final, and its pid
+         * is still reserved, so -pid names a process group that only the
+         * child can have made (setsid() or setpgid() in its setup, before
+         * its callback may have started others in it), or none at all:
+         * kill(-pid) then fails with ESRCH and can hit nobody else, not
+         * even the caller's group, which the child was in before. Killing
+         * the group only now also catches what the child started in it
+         * between a look at its step and the kill. */
+        (void)child_waitid(pid_, pidfd_.get(), WEXITED | WNOWAIT, &si);
+        IpcbSpawnStep step = step_from(status_->step);
+        if (flags_ & (IPCB_SPAWN_NEW_SESSION | IPCB_SPAWN_NEW_PROCESS_GROUP))
+            (void)kill(-pid_, SIGKILL);
+        (void)child_waitid(pid_, pidfd_.get(), WEXITED, &si);
+        pid_ = 0;
+        pidfd_.reset();
+        return step;
+    }
+
+    /* For a child that executed: hands the pid and pidfd to *ret. */
+    void succeed(IpcbProcess *ret) noexcept {
+        ret->pid = pid_;
+        ret->pidfd = pidfd_.release();
+        pid_ = 0;
+    }
+
+    /* Whether the child reached execve() without a failure. */
+    [[nodiscard]] bool executed() const noexcept {
+        return step_from(status_->fail_step) == IPCB_STEP_NONE &&
+               step_from(status_->step) >= IPCB_STEP_EXEC;
+    }
+
+    /* The verdict once the child executed or ended (the report pipe's EOF,
+     * or clone() returning on the vfork path): 0, or the failure. */
+    int verdict(IpcbSpawnError *ret_error) noexcept {
+        if (executed()) return 0;
+        IpcbSpawnStep step = abandon();
+        int r = recorded_failure(ret_error);
+        /* It ended before execve() without saying why: killed. */
+        return r < 0 ? r : spawn_failed(ret_error, step, -ESRCH);
+    }
+
+    /* Gives up on the child after a failure at step with -errno r. */
+    int fail(IpcbSpawnError *ret_error, IpcbSpawnStep step, int r) noexcept {
+        (void)abandon();
+        return spawn_failed(ret_error, step, r);
+    }
+
+    /* Gives up on the child when the deadline expired. The error names
+     * the step the child was stuck in, or, with waited_at_barrier_step,
+     * that step when the child was waiting at the barrier; a failure the
+     * child recorded before it was killed is the more exact answer. */
+    int time_out(IpcbSpawnError *ret_error,
+                 IpcbSpawnStep waited_at_barrier_step = IPCB_STEP_BARRIER) noexcept {
+        IpcbSpawnStep step = abandon();
+        int r = recorded_failure(ret_error);
+        if (r < 0) return r;
+        if (step == IPCB_STEP_BARRIER) step = waited_at_barrier_step;
+        return spawn_failed(ret_error, step, -ETIMEDOUT);
+    }
+
+  private:
+    /* The failure the child recorded (final once it is dead): fills
+     * *ret_error and returns its -errno, or returns 0 if there is none. */
+    int recorded_failure(IpcbSpawnError *ret_error) const noexcept {
+        IpcbSpawnStep fail_step = step_from(status_->fail_step);
+        if (fail_step == IPCB_STEP_NONE) return 0;
+        return spawn_failed(ret_error, fail_step, -errno_from(status_->fail_errno));
+    }
+
+    pid_t pid_;
+    UniqueFd pidfd_;
+    const SpawnStatus *status_;
+    uint64_t flags_;
+};
+
+/* Gets a pidfd for a child created without one. Returns 0 (the pidfd, or
+ * nothing where the kernel has no pidfds, stored in *child) or -errno. */
+int child_open_pidfd(UnfinishedChild *child) noexcept {
+    int fd = pidfd_open_fd(child->pid());
+    if (fd == -ENOSYS) return 0;
+    if (fd < 0) return fd;
+    child->set_pidfd(fd);
+    return 0;
+}
+
+/* Waits for EOF on the report pipe: every copy of the write end is closed,
+ * so the child executed or ended. Returns 0, -ETIMEDOUT or -errno. */
+int wait_report_eof(int fd, Deadline deadline) noexcept {
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN, .revents = 0};
+        struct timespec ts;
+        int n = ppoll(&pfd, 1, deadline.remaining_timespec(&ts), nullptr);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (n == 0) return -ETIMEDOUT;
+        /* Nothing is written to it; anything that is gets drained. */
+        char buf[64];
+        ssize_t k = read(fd, buf, sizeof buf);
+        if (k == 0) return 0;
+        if (k < 0 && errno != EAGAIN && errno != EINTR) return -errno;
+    }
+}
+
+/* The vfork child's entry, on its own stack, sharing the parent's memory.
+ * Not instrumented for ASan: the call to _exit() would otherwise be
+ * preceded by ASan's no-return hook, which expects the stack it knows for
+ * this thread and warns (and could unpoison the wrong range) on another. */
+__attribute__((no_sanitize("address"))) int vfork_child(void *plan) noexcept {
+    ipcbarrier::detail::plan_run(static_cast<const SpawnPlan *>(plan));
+    _exit(127);
+}
+
+/* The fork child: takes its side of the barrier, runs the plan. */
+[[noreturn]] void fork_child(Barrier *barrier, const SpawnPlan *plan) noexcept {
+    int r = barrier_set_role(barrier, BARRIER_CHILD);
+    if (r < 0) {
+        plan->status->fail_errno = -r;
+        plan->status->fail_step = IPCB_STEP_BARRIER;
+        _exit(127);
+    }
+    ipcbarrier::detail::plan_run(plan);
+    _exit(127);
+}
+
+/* The deadline of the pre-exec phase, counted from the call. */
+Deadline start_deadline(const IpcbSpawnOptions *options) noexcept {
+    return options->setup_timeout_usec > 0 ? Deadline::after(options->setup_timeout_usec)
+                                           : Deadline::never();
+}
+
+int spawn_vfork(const IpcbSpawnOptions *options, IpcbProcess *ret,
+                IpcbSpawnError *ret_error) noexcept {
+    Deadline deadline = start_deadline(options);
+
+    /* The child shares this frame's memory: the status can live here. */
+    SpawnStatus status;
+    status.step = IPCB_STEP_CLONE;
+    status.fail_step = IPCB_STEP_NONE;
+    status.fail_errno = 0;
+
+    PlanStorage storage;
+    SpawnPlan plan;
+    IpcbSpawnError error = {IPCB_STEP_PREPARE, 0};
+    int r = ipcbarrier::detail::plan_compile(options, PlanContext{nullptr, -1, &status, getpid()},
+                                             &storage, &plan, &error);
+    if (r < 0) return spawn_failed(ret_error, error.step, r);
+    /* This parent is suspended until the child has executed or died, so
+     * the child keeps the deadline itself: it is SIGKILLed then. */
+    if (!deadline.infinite()) plan.deadline_usec = deadline.at_usec();
+
+    ChildStack stack;
+    r = stack.map();
+    if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
+
+    int pidfd = -1;
+    pid_t pid;
+    int clone_errno;
+    {
+        /* The child starts with every signal blocked and unblocks them
+         * once the plan has reset the dispositions: a handler of the
+         * parent running in the child would run on shared memory. */
+        AllSignalsBlocked blocked;
+        int saved_errno = errno;
+        /* Returns once the child has executed or ended. On kernels before
+         * CLONE_PIDFD the flag is ignored and pidfd stays -1. */
+        pid = clone(vfork_child, stack.top(), CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &plan,
+                    &pidfd);
+        clone_errno = errno;
+        /* The child ran on this thread's errno (it shares the thread
+         * descriptor), so whatever it left there is not ours. */
+        errno = saved_errno;
+    }
+    if (pid < 0) return spawn_failed(ret_error, IPCB_STEP_CLONE, -clone_errno);
+
+    UnfinishedChild child(pid, &status, options->flags);
+    if (pidfd >= 0)
+        child.set_pidfd(pidfd);
+    else if ((r = child_open_pidfd(&child)) < 0)
+        return child.fail(ret_error, IPCB_STEP_CLONE, r);
+
+    /* A child that died before it executed, after the deadline: killed by
+     * its timer, in the step it was stuck in. */
+    if (!deadline.infinite() && deadline.remaining_usec() == 0 && !child.executed())
+        return child.time_out(ret_error);
+    r = child.verdict(ret_error);
+    if (r < 0) return r;
+    child.succeed(ret);
+    ret->barrier = Barrier BARRIER_NULL;
+    return 0;
+}
+
+int spawn_fork(const IpcbSpawnOptions *options, IpcbProcess *ret,
+               IpcbSpawnError *ret_error) noexcept {
+    /* The deadline counts from the call: it is for the whole pre-exec
+     * phase, compiling the plan included. */
+    Deadline deadline = start_deadline(options);
+
+    StatusPage page;
+    int r = page.map();
+    if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
+    SpawnStatus *status = page.get();
+
+    BarrierOwner barrier;
+    r = barrier_create(barrier.get());
+    if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
+
+    /* Non-blocking: the parent only reads after poll() said so, and a
+     * sibling forked meanwhile by another thread may hold a copy of the
+     * write end. */
+    Pipe report;
+    r = ipcbarrier::pipe_new(PipeMode::nonblocking, &report);
+    if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
+
+    PlanStorage storage;
+    SpawnPlan plan;
+    IpcbSpawnError error = {IPCB_STEP_PREPARE, 0};
+    r = ipcbarrier::detail::plan_compile(
+        options, PlanContext{barrier.get(), report.write_end.get(), status, getpid()}, &storage,
+        &plan, &error);
+    if (r < 0) return spawn_failed(ret_error, error.step, r);
+    /* The child arms it too: then nothing it blocks in outlasts it. */
+    if (!deadline.infinite()) plan.deadline_usec = deadline.at_usec();
+
+    pid_t pid;
+    int fork_errno;
+    {
+        /* No handler of the parent may run in the child before the plan
+         * has reset the dispositions. */
+        AllSignalsBlocked blocked;
+        pid = fork();
+        if (pid == 0) fork_child(barrier.get(), &plan);
+        fork_errno = errno;
+    }
+    if (pid < 0) return spawn_failed(ret_error, IPCB_STEP_CLONE, -fork_errno);
+
+    UnfinishedChild child(pid, status, options->flags);
+    /* The child cannot execute before the parent meets it at the barrier,
+     * so a pidfd opened now names it, and a failure here can still undo
+     * the start. */
+    r = child_open_pidfd(&child);
+    if (r < 0) return child.fail(ret_error, IPCB_STEP_CLONE, r);
+    /* Only the child may hold the write end, or its EOF would never come. */
+    report.write_end.reset();
+
+    r = barrier_set_role(barrier.get(), BARRIER_PARENT);
+    if (r < 0) return child.fail(ret_error, IPCB_STEP_BARRIER, r);
+
+    if (options->parent_setup) {
+        IpcbSpawnChild info = {pid, child.pidfd()};
+        r = options->parent_setup(&info, options->parent_setup_userdata);
+        if (r < 0) {
+            /* -r would overflow for INT_MIN */
+            int err = errno_from(r < -BARRIER_ABORT_ERRNO_MAX ? 0 : -r);
+            /* The child learns at once, wherever it waits; it is killed
+             * anyway, as it may be busy with a step that takes long. */
+            (void)barrier_abort_errno(barrier.get(), err);
+            return child.fail(ret_error, IPCB_STEP_PARENT_SETUP, -err);
+        }
+        /* The callback cannot be interrupted; it can only be found late.
+         * Then the side that kept the other waiting is named: the parent
+         * setup if the child was waiting for it at the barrier, else the
+         * step the child was stuck in. */
+        if (!deadline.infinite() && deadline.remaining_usec() == 0)
+            return child.time_out(ret_error, IPCB_STEP_PARENT_SETUP);
+    }
+
+    /* First the child's point, then ours: the child cannot go on (and its
+     * program, with IPCB_SPAWN_READY, cannot place its readiness point)
+     * before ours arrives, so the two of its points never reach this
+     * side's eventfd together, where one read would consume both. */
+    r = barrier_wait_next_timeout(barrier.get(), deadline.remaining_usec());
+    if (r == -ETIMEDOUT) return child.time_out(ret_error);
+    if (r < 0) return child.fail(ret_error, IPCB_STEP_BARRIER, r);
+    /* r == 0: the child aborted (its failure is in the status) or died; it
+     * ends without executing, and its EOF comes as well. */
+    if (r > 0) (void)barrier_place(barrier.get());
+
+    r = wait_report_eof(report.read_end.get(), deadline);
+    if (r == -ETIMEDOUT) return child.time_out(ret_error);
+    /* An error of the parent's own wait for the execve() */
+    if (r < 0) return child.fail(ret_error, IPCB_STEP_EXEC, r);
+
+    /* A child that died unexecuted after the deadline: its own timer. */
+    if (!deadline.infinite() && deadline.remaining_usec() == 0 && !child.executed())
+        return child.time_out(ret_error);
+    r = child.verdict(ret_error);
+    if (r < 0) return r;
+    child.succeed(ret);
+    /* With IPCB_SPAWN_READY the program holds the other side, and the
+     * caller waits for its sync point; otherwise nobody needs ours. */
+    ret->barrier = (options->flags & IPCB_SPAWN_READY) ? barrier.release() : Barrier BARRIER_NULL;
+    return 0;
+}
+
+}  // namespace
+
+int ipcb_spawn(const IpcbSpawnOptions *options, IpcbProcess *ret, IpcbSpawnError *ret_error) {
+    if (!options || !ret) return spawn_failed(ret_error, IPCB_STEP_PREPARE, -EINVAL);
+
+    /* What needs the two sides to meet, which the vfork path cannot do:
+     * its parent is suspended until the child has executed. (A deadline
+     * does not: the child enforces it on itself.) */
+    bool meets =
+        options->parent_setup || options->child_callback || (options->flags & IPCB_SPAWN_READY);
+    bool vfork;
+    switch (enum_value(options->method)) {
+        case IPCB_METHOD_AUTO:
+            vfork = !meets;
+            break;
+        case IPCB_METHOD_VFORK:
+            if (meets) return spawn_failed(ret_error, IPCB_STEP_PREPARE, -EINVAL);
+            vfork = true;
+            break;
+        case IPCB_METHOD_TRAMPOLINE:
+            return spawn_failed(ret_error, IPCB_STEP_PREPARE, -EOPNOTSUPP);
+        case IPCB_METHOD_FORK:
+            vfork = false;
+            break;
+        default:
+            return spawn_failed(ret_error, IPCB_STEP_PREPARE, -EINVAL);
+    }
+
+    /* valgrind runs a clone(CLONE_VM|CLONE_VFORK) child as a fork()ed one,
+     * in memory of its own and without suspending the caller: the child's
+     * status would never reach the parent. The fork path gives the same
+     * result there, at fork()'s cost. */
+    if (vfork && IPCB_UNDER_VALGRIND()) vfork = false;
+
+    NoCancel no_cancel;
+    int r = vfork ? spawn_vfork(options, ret, ret_error) : spawn_fork(options, ret, ret_error);
+    if (r >= 0 && ret_error) *ret_error = IpcbSpawnError{IPCB_STEP_NONE, 0};
+    return r;
+}
+
+const char *ipcb_spawn_step_to_string(IpcbSpawnStep step) {
+    return step_name(enum_value(step));
+}
+
+int ipcb_spawn_error_format(const IpcbSpawnError *error, char *buf, size_t size) {
+    if (!error) return -EINVAL;
+    int v = enum_value(error->step);
+    const char *step = step_name(v);
+    char step_buf[32];
+    if (!step) {
+        (void)snprintf(step_buf, sizeof step_buf, "step %d", v);
+        step = step_buf;
+    }
+    char err_buf[128];
+    /* The GNU strerror_r(): thread-safe, and it returns the message. */
+    const char *message = strerror_r(error->error, err_buf, sizeof err_buf);
+    return snprintf(buf, size, "%s: %s", step, message);
+}
+
+int ipcb_process_wait(IpcbProcess *p, uint64_t timeout_usec, siginfo_t *ret_info) {
+    if (!p) return -EINVAL;
+    if (p->pid <= 0) return -ECHILD;
+    Deadline deadline = Deadline::after(timeout_usec);
+    siginfo_t si;
+    int r;
+
+    if (p->pidfd >= 0) {
+        /* The pidfd becomes readable once the process has ended. */
+        for (;;) {
+            struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN, .revents = 0};
+            struct timespec ts;
+            int n = ppoll(&pfd, 1, deadline.remaining_timespec(&ts), nullptr);
+            if (n > 0) break;
+            if (n == 0) return -ETIMEDOUT;
+            if (errno != EINTR) return -errno;
+        }
+        r = child_waitid(p->pid, p->pidfd, WEXITED, &si);
+    } else {
+        /* No pidfd (an old kernel, or valgrind): nothing to poll, and a
+         * library must not take SIGCHLD from its caller, so look, pause,
+         * look again, with pauses that grow to 10 ms. */
+        ipcbarrier::usec_t pause = 100;
+        for (;;) {
+            r = child_waitid(p->pid, -1, WEXITED | WNOHANG, &si);
+            if (r < 0 || si.si_pid != 0) break;
+            ipcbarrier::usec_t left = deadline.remaining_usec();
+            if (left == 0) return -ETIMEDOUT;
+            ipcbarrier::usec_t nap = left < pause ? left : pause;
+            struct timespec ts = {.tv_sec = static_cast<time_t>(nap / ipcbarrier::USEC_PER_SEC),
+                                  .tv_nsec = static_cast<long>(nap % ipcbarrier::USEC_PER_SEC *
+                                                               ipcbarrier::NSEC_PER_USEC)};
+            (void)nanosleep(&ts, nullptr);
+            if (pause < 10 * ipcbarrier::USEC_PER_MSEC) pause *= 2;
+        }
+    }
+    if (r == -ECHILD) p->pid = 0; /* reaped by someone else: nothing left to wait for */
+    if (r < 0) return r;
+    p->pid = 0;
+    if (ret_info) *ret_info = si;
+    return 0;
+}
+
+int ipcb_process_kill(IpcbProcess *p, int sig, bool group) {
+    if (!p) return -EINVAL;
+    /* Once reaped, the pid (and the group id it was) may be anyone's. */
+    if (p->pid <= 0) return -ESRCH;
+    if (group) return kill(-p->pid, sig) < 0 ? -errno : 0;
+    return send_signal(p->pid, p->pidfd, sig);
+}
+
+void ipcb_process_close(IpcbProcess *p) {
+    if (!p) return;
+    p->pidfd = ipcbarrier::safe_close(p->pidfd);
+    barrier_destroy(&p->barrier);
+    p->pid = 0;
+}
