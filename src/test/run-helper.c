@@ -6,8 +6,8 @@
  *   run-helper sigwait [--fork] SIG... LAST
  *       Blocks the signals named (TERM, HUP, ...), writes "r" to fd 3 (the
  *       handshake: from now on no signal is lost), then prints the name of
- *       each signal it receives, space-separated, until LAST arrives; then
- *       a line feed, and it exits 0. With --fork a child of it does the
+ *       each signal it receives as it arrives, space-separated, until LAST
+ *       arrives; then a line feed, and it exits 0. With --fork a child of it does the
  *       waiting and printing, and it exits with the child's status: only a
  *       signal sent to its process group reaches the child.
  *   run-helper ready-abort ERRNO
@@ -74,7 +74,9 @@ static int do_sigwait(int argc, char **argv) {
             perror("run-helper: sigwaitinfo");
             return 99;
         }
+        /* Flushed at once: a test may wait for one before it goes on. */
         printf("%s%s", first ? "" : " ", sigabbrev_np(sig));
+        fflush(stdout);
         if (sig == last) break;
     }
     printf("\n");

@@ -1077,6 +1077,62 @@ void test_ignored_not_forwarded() {
     assert_no_children();
 }
 
+/* SIGINT from the terminal: the kernel sends it to the whole foreground
+ * process group, COMMAND included, so ipcbarrier-run does not send it a
+ * second time. ipcbarrier-run leads a session on a pseudo-terminal here,
+ * and COMMAND, in its process group, reports each signal as it gets it.
+ * ipcbarrier-run is stopped while COMMAND takes the terminal's SIGINT, so
+ * that a second one could not merge with it, still pending; then it goes
+ * on, and a SIGTERM is sent to it, which it forwards. A second SIGINT
+ * would come before that TERM: ipcbarrier-run reads the lower signal
+ * first. */
+void test_terminal_sigint() {
+    UniqueFd master(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!master) {
+        g_test_skip("no pseudo-terminal");
+        return;
+    }
+    g_assert_cmpint(grantpt(master.get()), ==, 0);
+    g_assert_cmpint(unlockpt(master.get()), ==, 0);
+    char pts[64];
+    g_assert_cmpint(ptsname_r(master.get(), pts, sizeof pts), ==, 0);
+    Pipe out, handshake;
+    ASSERT_OK(ipcbarrier::pipe_new(PipeMode::blocking, &out));
+    ASSERT_OK(ipcbarrier::pipe_new(PipeMode::blocking, &handshake));
+    const char *argv[] = {run_path(), "--fd=3=3", helper_path(), "sigwait", "INT", "TERM", nullptr};
+
+    pid_t pid = fork_test_child();
+    if (pid == 0) {
+        CHILD_ASSERT(setsid() > 0);
+        /* The first terminal a session leader opens becomes its
+         * controlling terminal, with its process group in the
+         * foreground. */
+        int tty = open(pts, O_RDWR | O_CLOEXEC);
+        CHILD_ASSERT(tty >= 0);
+        CHILD_ASSERT(dup2(out.write_end.get(), STDOUT_FILENO) == STDOUT_FILENO);
+        CHILD_ASSERT(dup2(handshake.write_end.get(), 3) == 3);
+        execv(argv[0], const_cast<char *const *>(argv));
+        child_fail("execv ipcbarrier-run failed");
+    }
+    out.write_end.reset();
+    handshake.write_end.reset();
+    g_assert_cmpint(read_byte(handshake.read_end.get()), ==, 'r');
+    g_assert_cmpint(kill(pid, SIGSTOP), ==, 0);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    g_assert_cmpint(waitid(P_PID, static_cast<id_t>(pid), &si, WSTOPPED), ==, 0);
+    /* ^C */
+    g_assert_cmpint(write(master.get(), "\x03", 1), ==, 1);
+    std::string got;
+    while (got.find("INT") == std::string::npos) got += read_byte(out.read_end.get());
+    g_assert_cmpint(kill(pid, SIGCONT), ==, 0);
+    g_assert_cmpint(kill(pid, SIGTERM), ==, 0);
+    got += read_to_eof(out.read_end.get());
+    ASSERT_STR(got, "INT TERM\n");
+    g_assert_cmpint(wait_exit_status(pid), ==, 0);
+    assert_no_children();
+}
+
 /* ipcbarrier-notify */
 
 const char NOTIFY_NO_RECORD[] =
@@ -1303,6 +1359,7 @@ int main(int argc, char **argv) {
     test_add_fd_checked("/run-ready/forward-signals", test_forward_signals);
     test_add_fd_checked("/run-ready/forward-terminates", test_forward_terminates);
     test_add_fd_checked("/run-ready/ignored-not-forwarded", test_ignored_not_forwarded);
+    test_add_fd_checked("/run-ready/terminal-sigint", test_terminal_sigint);
     test_add_fd_checked("/notify/no-record", test_notify_no_record);
     test_add_fd_checked("/notify/usage", test_notify_usage);
     test_add_fd_checked("/notify/ready-and-wait", test_notify_ready_and_wait);
