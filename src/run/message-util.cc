@@ -17,7 +17,8 @@ const char *program_name = "ipcbarrier";
  * long are not worth a second write. */
 constexpr size_t LINE_MAX_BYTES = 4096;
 
-void write_line(const char *prefix, const char *format, va_list ap) noexcept {
+__attribute__((format(printf, 2, 0))) void write_line(const char *prefix, const char *format,
+                                                      va_list ap) noexcept {
     char line[LINE_MAX_BYTES];
     int n = snprintf(line, sizeof line, "%s: %s", program_name, prefix);
     size_t used = n > 0 ? static_cast<size_t>(n) : 0;
