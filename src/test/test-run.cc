@@ -866,9 +866,12 @@ void test_setup_timeout() {
     TempDir dir;
     std::string fifo = dir.file("cgroup.procs");
     g_assert_cmpint(mkfifo(fifo.c_str(), 0600), ==, 0);
-    Result r = run({"--setup-timeout=100ms", "--cgroup=" + dir.path(), inspect_path()});
+    /* Long enough for the child to get there, under valgrind too. */
+    std::string timeout = TEST_UNDER_VALGRIND() ? "3s" : "100ms";
+    Result r = run({"--setup-timeout=" + timeout, "--cgroup=" + dir.path(), inspect_path()});
     g_assert_cmpint(r.status, ==, 125);
-    ASSERT_STR(r.err, run_error("cgroup " + dir.path() + ": --setup-timeout=100ms expired"));
+    ASSERT_STR(r.err,
+               run_error("cgroup " + dir.path() + ": --setup-timeout=" + timeout + " expired"));
     ASSERT_STR(r.out, "");
     assert_no_children();
 }
