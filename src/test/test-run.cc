@@ -269,12 +269,23 @@ class Invocation {
         siginfo_t si;
         ASSERT_OK(ipcb_process_wait(process_.c_process(), watchdog_usec(), &si));
         Result result;
-        result.status = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+        result.status = status_ = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
         result.out = read_fd_from_start(out_.get());
         result.err = read_fd_from_start(err_.get());
         if (wrap_) result.err = without_valgrind_notes(result.err);
         if (!result.err.empty())
             g_test_message("stderr of %s:\n%s", argv_[0].c_str(), result.err.c_str());
+        return result;
+    }
+
+    /* The output again, as it is now (after what outlived the program
+     * has written more), with the status of finish(). */
+    Result finish_output() {
+        Result result;
+        result.status = status_;
+        result.out = read_fd_from_start(out_.get());
+        result.err = read_fd_from_start(err_.get());
+        if (wrap_) result.err = without_valgrind_notes(result.err);
         return result;
     }
 
@@ -290,6 +301,7 @@ class Invocation {
     int stdin_fd_ = -1;
     uint64_t flags_ = 0;
     bool wrap_ = false;
+    int status_ = -1;
     UniqueFd out_, err_;
     ipcbarrier::Process process_;
 };
@@ -792,6 +804,25 @@ void test_fds() {
             .run();
     g_assert_cmpint(r.status, ==, 0);
     ASSERT_STR(value_of(r.out, "fds"), "0,1,2,5,6");
+
+    /* With --ready, the barrier's three fds besides, and nothing else.
+     * COMMAND outlives ipcbarrier-run: its output is complete once it has
+     * been reaped, by the test as the subreaper. */
+    TempDir dir;
+    std::string pidfile = dir.file("command.pid");
+    Invocation ready = run_cmd({"--ready", "--pidfile=" + pidfile, "sh", "-c",
+                                "\"$IPCBARRIER_NOTIFY\" --ready && exec \"$0\"", inspect_path()});
+    ready.map_fd(5, extra.read_end.get()).map_fd(6, extra.write_end.get()).start();
+    r = ready.finish();
+    g_assert_cmpint(r.status, ==, 0);
+    g_assert_cmpint(reap(atoi(read_file(pidfile).c_str())), ==, 0);
+    r = ready.finish_output();
+    std::string fds = value_of(r.out, "fds");
+    if (!g_regex_match_simple("^0,1,2,[0-9]+,[0-9]+,[0-9]+$", fds.c_str(), G_REGEX_DEFAULT,
+                              G_REGEX_MATCH_DEFAULT) ||
+        fds.find(",5,") != std::string::npos || fds.find(",6,") != std::string::npos)
+        g_error("fds of a --ready COMMAND: %s", fds.c_str());
+    g_test_message("fds of a --ready COMMAND: %s", fds.c_str());
 
     /* --fd: under a number of its own; swapping stdout and stderr. */
     r = run_cmd({"--fd=9=5", "--fd=1=2", "--fd=2=1", inspect_path()})
