@@ -22,12 +22,6 @@ extern char **environ;
 namespace ipcbarrier::detail {
 namespace {
 
-constexpr uint64_t kKnownFlags =
-    IPCB_SPAWN_KEEP_FDS | IPCB_SPAWN_KEEP_SIGNALS | IPCB_SPAWN_NO_PATH_SEARCH | IPCB_SPAWN_EXEC_FD |
-    IPCB_SPAWN_NEW_SESSION | IPCB_SPAWN_NEW_PROCESS_GROUP | IPCB_SPAWN_SET_UID |
-    IPCB_SPAWN_SET_GID | IPCB_SPAWN_SET_GROUPS | IPCB_SPAWN_SET_UMASK | IPCB_SPAWN_NO_NEW_PRIVS |
-    IPCB_SPAWN_CGROUP | IPCB_SPAWN_READY;
-
 constexpr std::string_view kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
 constexpr std::string_view kRecordPrefix = BARRIER_ENV "=";
 
@@ -53,19 +47,20 @@ std::string_view env_name(const char *entry) {
 /* The fds the start holds for itself in the parent, so that a mapping
  * cannot name one of them as a parent fd. The barrier's are known only
  * once its role is set. */
-int own_fds(const PlanContext &context, int ret[4]) {
+int own_fds(const PlanContext &context, int ret[5]) {
     int n = 0;
     if (context.barrier) {
         int r = barrier_get_fds(context.barrier, ret);
         if (r > 0) n = r;
     }
     if (context.report_fd >= 0) ret[n++] = context.report_fd;
+    if (context.status_fd >= 0) ret[n++] = context.status_fd;
     return n;
 }
 
 int check_options(const IpcbSpawnOptions &o, const PlanContext &context) {
     if (!o.argv || !o.argv[0]) return -EINVAL;
-    if (o.flags & ~kKnownFlags) return -EINVAL;
+    if (o.flags & ~kSpawnKnownFlags) return -EINVAL;
     if (!context.status) return -EINVAL;
 
     if (o.flags & IPCB_SPAWN_EXEC_FD) {
@@ -94,7 +89,7 @@ int check_options(const IpcbSpawnOptions &o, const PlanContext &context) {
     }
 
     if (o.n_fds > 0 && !o.fds) return -EINVAL;
-    int own[4];
+    int own[5];
     int n_own = own_fds(context, own);
     for (size_t i = 0; i < o.n_fds; i++) {
         const IpcbSpawnFd &f = o.fds[i];
@@ -374,9 +369,11 @@ Failed compile(const IpcbSpawnOptions &o, const PlanContext &context, PlanStorag
     p->n_keep_fds = s->keep_fds.size();
     p->groups = s->groups.data();
     p->n_groups = s->groups.size();
-    p->gid = o.gid;
-    p->uid = o.uid;
-    p->umask = o.umask;
+    /* Only what a flag asks for: the rest is 0, so that a plan has one
+     * spelling in the trampoline's format. */
+    p->gid = (o.flags & IPCB_SPAWN_SET_GID) ? o.gid : 0;
+    p->uid = (o.flags & IPCB_SPAWN_SET_UID) ? o.uid : 0;
+    p->umask = (o.flags & IPCB_SPAWN_SET_UMASK) ? o.umask : 0;
     p->cwd = o.cwd;
     p->child_callback = o.child_callback;
     p->child_callback_userdata = o.child_callback_userdata;

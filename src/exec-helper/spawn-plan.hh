@@ -32,6 +32,13 @@
 
 namespace ipcbarrier::detail {
 
+/* Every IPCB_SPAWN_* flag this version knows. */
+constexpr uint64_t kSpawnKnownFlags =
+    IPCB_SPAWN_KEEP_FDS | IPCB_SPAWN_KEEP_SIGNALS | IPCB_SPAWN_NO_PATH_SEARCH | IPCB_SPAWN_EXEC_FD |
+    IPCB_SPAWN_NEW_SESSION | IPCB_SPAWN_NEW_PROCESS_GROUP | IPCB_SPAWN_SET_UID |
+    IPCB_SPAWN_SET_GID | IPCB_SPAWN_SET_GROUPS | IPCB_SPAWN_SET_UMASK | IPCB_SPAWN_NO_NEW_PRIVS |
+    IPCB_SPAWN_CGROUP | IPCB_SPAWN_READY;
+
 /* What the child writes for the parent to read: memory the two share (the
  * vfork child's, a MAP_SHARED page for the other paths). Written with plain
  * stores by one process and read by the other once the first has executed
@@ -140,12 +147,15 @@ struct PlanStorage {
 
 /* What the path adds to a plan: the child's side of the barrier (NULL on
  * the vfork path), the write end of the report pipe (-1 on the vfork path),
- * the shared status, and the parent's pid. */
+ * the shared status, and the parent's pid; and the fd the status is mapped
+ * from, where the start holds one (the trampoline path's, which the helper
+ * maps; else -1), so that no mapping names it as a parent fd. */
 struct PlanContext {
     Barrier *barrier;
     int report_fd;
     SpawnStatus *status;
     pid_t parent_pid;
+    int status_fd;
 };
 
 /* Checks options and compiles them into *ret_plan, with storage holding

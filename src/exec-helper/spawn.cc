@@ -474,8 +474,8 @@ int spawn_vfork(const IpcbSpawnOptions *options, IpcbProcess *ret,
     PlanStorage storage;
     SpawnPlan plan;
     IpcbSpawnError error = {IPCB_STEP_PREPARE, 0};
-    int r = ipcbarrier::detail::plan_compile(options, PlanContext{nullptr, -1, &status, getpid()},
-                                             &storage, &plan, &error);
+    int r = ipcbarrier::detail::plan_compile(
+        options, PlanContext{nullptr, -1, &status, getpid(), -1}, &storage, &plan, &error);
     if (r < 0) return spawn_failed(ret_error, error.step, r);
     /* This parent is suspended until the child has executed or died, so
      * the child keeps the deadline itself: it is SIGKILLed then. */
@@ -548,7 +548,7 @@ int spawn_fork(const IpcbSpawnOptions *options, IpcbProcess *ret,
     SpawnPlan plan;
     IpcbSpawnError error = {IPCB_STEP_PREPARE, 0};
     r = ipcbarrier::detail::plan_compile(
-        options, PlanContext{barrier.get(), report.write_end.get(), status, getpid()}, &storage,
+        options, PlanContext{barrier.get(), report.write_end.get(), status, getpid(), -1}, &storage,
         &plan, &error);
     if (r < 0) return spawn_failed(ret_error, error.step, r);
     /* The child arms it too: then nothing it blocks in outlasts it. */

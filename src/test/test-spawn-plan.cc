@@ -1,11 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The plan compiler and executor. A plan is compiled in the test process
- * and run in a forked child, the way each path runs it: "fork" with the
- * child's side of a barrier and a report pipe (the parent meets it at the
- * barrier), "vfork" with neither (plan_run() in a plain forked child does
- * what it does on the vfork path). The child executes spawn-inspect, which
- * prints what it sees of its own process, or /bin/sh where the content of
- * fds must be checked by writing through them.
+/* The plan compiler and executor, and the trampoline's format.
+ * A plan is compiled in the test process and run in a forked child, the
+ * way each path runs it: "fork" with the child's side of a barrier and a
+ * report pipe (the parent meets it at the barrier), "vfork" with neither
+ * (plan_run() in a plain forked child does what it does on the vfork
+ * path). The child executes spawn-inspect, which prints what it sees of
+ * its own process, or /bin/sh where the content of fds must be checked by
+ * writing through them.
+ *
+ * Every compiled plan without a child callback also goes through the
+ * trampoline's format (written, read back, checked to be the same plan
+ * and to write the same bytes again), and the fork path runs the plan as
+ * read back, as the trampoline's helper would: so every option of these
+ * cases is carried by the format too.
  *
  * Cases that need fds at given numbers, other credentials or a parent that
  * dies run in a forked "spawner" child that plays the parent; it reports
@@ -42,14 +49,17 @@
 #include <ipcbarrier/barrier.h>
 #include <ipcbarrier/spawn.h>
 
+#include "spawn-format.hh"
 #include "spawn-plan.hh"
 #include "test-util.h"
 
 namespace {
 
 using ipcbarrier::detail::FdOp;
+using ipcbarrier::detail::HandedFd;
 using ipcbarrier::detail::PlanContext;
 using ipcbarrier::detail::PlanFdMove;
+using ipcbarrier::detail::PlanReadStorage;
 using ipcbarrier::detail::PlanStorage;
 using ipcbarrier::detail::SpawnPlan;
 using ipcbarrier::detail::SpawnStatus;
@@ -215,6 +225,76 @@ void parse(Outcome *r) {
     }
 }
 
+/* ---- the trampoline's format ---- */
+
+bool same_string(const char *a, const char *b) {
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+void check_same_strings(char *const *a, char *const *b) {
+    for (size_t i = 0;; i++) {
+        CHECK(same_string(a[i], b[i]));
+        if (!a[i]) break;
+    }
+}
+
+/* a and b are the same plan, but for what the format leaves to the path
+ * (the barrier, the report fd, the status, the child callback) and for
+ * where the record slot is. */
+void check_same_plan(const SpawnPlan &a, const SpawnPlan &b) {
+    CHECK(same_string(a.path, b.path));
+    CHECK_INT(a.exec_fd, ==, b.exec_fd);
+    check_same_strings(a.argv, b.argv);
+    check_same_strings(a.envp, b.envp);
+    CHECK((a.record_slot != nullptr) == (b.record_slot != nullptr));
+    CHECK_INT(a.flags, ==, b.flags);
+    for (int sig = 1; sig <= 64; sig++)
+        CHECK_INT(sigismember(&a.sigmask, sig), ==, sigismember(&b.sigmask, sig));
+    CHECK_INT(a.parent_death_signal, ==, b.parent_death_signal);
+    CHECK_INT(a.parent_pid, ==, b.parent_pid);
+    CHECK_INT(a.cgroup_fd, ==, b.cgroup_fd);
+    CHECK_INT(a.n_rlimits, ==, b.n_rlimits);
+    for (size_t i = 0; i < a.n_rlimits; i++) {
+        CHECK_INT(a.rlimits[i].resource, ==, b.rlimits[i].resource);
+        CHECK(a.rlimits[i].cur == b.rlimits[i].cur && a.rlimits[i].max == b.rlimits[i].max);
+    }
+    CHECK_INT(a.n_fd_moves, ==, b.n_fd_moves);
+    for (size_t i = 0; i < a.n_fd_moves; i++) {
+        CHECK(a.fd_moves[i].op == b.fd_moves[i].op);
+        CHECK_INT(a.fd_moves[i].from, ==, b.fd_moves[i].from);
+        CHECK_INT(a.fd_moves[i].to, ==, b.fd_moves[i].to);
+    }
+    CHECK_INT(a.fd_floor, ==, b.fd_floor);
+    CHECK(std::equal(a.keep_fds, a.keep_fds + a.n_keep_fds, b.keep_fds, b.keep_fds + b.n_keep_fds));
+    CHECK(std::equal(a.groups, a.groups + a.n_groups, b.groups, b.groups + b.n_groups));
+    CHECK_INT(a.gid, ==, b.gid);
+    CHECK_INT(a.uid, ==, b.uid);
+    CHECK_INT(a.umask, ==, b.umask);
+    CHECK(same_string(a.cwd, b.cwd));
+    CHECK_INT(a.deadline_usec, ==, b.deadline_usec);
+}
+
+/* plan as the trampoline's helper gets it: written with its handed fds
+ * as they are now, read back into *storage, checked to be the same plan,
+ * and written again to the very same bytes. */
+SpawnPlan through_format(const SpawnPlan &plan, PlanReadStorage *storage,
+                         std::vector<uint8_t> *ret_bytes = nullptr) {
+    std::vector<HandedFd> handed, handed_back;
+    CHECK_INT(ipcbarrier::detail::plan_handed_fds(plan, &handed), ==, 0);
+    std::vector<uint8_t> bytes, again;
+    CHECK_INT(ipcbarrier::detail::plan_write(plan, handed, &bytes), ==, 0);
+    SpawnPlan back;
+    CHECK_INT(ipcbarrier::detail::plan_read(bytes, storage, &back, &handed_back), ==, 0);
+    check_same_plan(plan, back);
+    CHECK_INT(handed_back.size(), ==, handed.size());
+    for (size_t i = 0; i < handed.size(); i++)
+        CHECK(handed[i].fd == handed_back[i].fd && handed[i].cloexec == handed_back[i].cloexec);
+    CHECK_INT(ipcbarrier::detail::plan_write(back, handed_back, &again), ==, 0);
+    CHECK(again == bytes);
+    if (ret_bytes) *ret_bytes = std::move(bytes);
+    return back;
+}
+
 SpawnStatus *status_page() {
     void *p = mmap(nullptr, sizeof(SpawnStatus), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                    -1, 0);
@@ -252,10 +332,24 @@ Outcome spawn(IpcbSpawnOptions o, const Setup &setup = {}) {
     o.n_fds = fds.size();
 
     SpawnStatus *status = status_page();
-    PlanContext context{fork_path ? &b : nullptr, report[1], status, getpid()};
+    PlanContext context{fork_path ? &b : nullptr, report[1], status, getpid(), -1};
     PlanStorage storage;
     SpawnPlan plan;
     res.compile_r = ipcbarrier::detail::plan_compile(&o, context, &storage, &plan, &res.error);
+
+    /* The fork path runs the plan as the trampoline's helper would: read
+     * back from the format, with the start's own parts added. */
+    PlanReadStorage read_storage;
+    SpawnPlan run_plan = plan;
+    if (res.compile_r == 0 && !plan.child_callback) {
+        SpawnPlan back = through_format(plan, &read_storage);
+        if (fork_path) {
+            back.barrier = plan.barrier;
+            back.report_fd = plan.report_fd;
+            back.status = plan.status;
+            run_plan = back;
+        }
+    }
 
     if (res.compile_r == 0) {
         /* As every path does: no handler of ours may run in the child
@@ -270,7 +364,7 @@ Outcome spawn(IpcbSpawnOptions o, const Setup &setup = {}) {
             if (setup.fill_fds)
                 while (open("/dev/null", O_RDONLY | O_CLOEXEC) >= 0) {
                 }
-            ipcbarrier::detail::plan_run(&plan);
+            ipcbarrier::detail::plan_run(&run_plan);
             _exit(127);
         }
         CHECK(pthread_sigmask(SIG_SETMASK, &old, nullptr) == 0);
@@ -649,7 +743,12 @@ void spawner_shuffle(void *data) {
     for (const IpcbSpawnFd &f : c->mapping) child_fds.push_back(f.child_fd);
     std::sort(child_fds.begin(), child_fds.end());
     std::string script = "for fd in";
-    for (int fd : child_fds) script += " " + std::to_string(fd);
+    /* Appended piece by piece: g++ 12 at -O3 warns falsely (-Wrestrict)
+     * about " " + std::to_string(fd). */
+    for (int fd : child_fds) {
+        script += ' ';
+        script += std::to_string(fd);
+    }
     script += "; do echo $fd >&$fd; done";
     const char *argv[] = {"/bin/sh", "-c", script.c_str(), nullptr};
     IpcbSpawnOptions o = inspect_options(argv);
@@ -1234,7 +1333,7 @@ void spawner_orphan(void *data) {
     PlanStorage storage;
     SpawnPlan plan;
     IpcbSpawnError error;
-    PlanContext context{nullptr, -1, &shared->status, getpid()};
+    PlanContext context{nullptr, -1, &shared->status, getpid(), -1};
     CHECK_INT(ipcbarrier::detail::plan_compile(&o, context, &storage, &plan, &error), ==, 0);
     pid_t pid = fork();
     CHECK(pid >= 0);
@@ -1281,7 +1380,7 @@ struct Compiled {
 
 void compile_into(Compiled *c, const IpcbSpawnOptions &o, Barrier *barrier = nullptr,
                   int report_fd = -1) {
-    PlanContext context{barrier, report_fd, &c->status, getpid()};
+    PlanContext context{barrier, report_fd, &c->status, getpid(), -1};
     c->r = ipcbarrier::detail::plan_compile(&o, context, &c->storage, &c->plan, &c->error);
 }
 
@@ -1446,7 +1545,7 @@ void test_refusal(const void *data) {
 
 void test_refusal_null_options() {
     Compiled comp;
-    PlanContext context{nullptr, -1, &comp.status, getpid()};
+    PlanContext context{nullptr, -1, &comp.status, getpid(), -1};
     IpcbSpawnError error{};
     ASSERT_RET(
         ipcbarrier::detail::plan_compile(nullptr, context, &comp.storage, &comp.plan, &error),
@@ -1688,6 +1787,9 @@ void test_fd_moves_random() {
         simulate(plan, &table);
         for (const IpcbSpawnFd &f : fds)
             g_assert_cmpint(table[f.child_fd], ==, f.parent_fd < 0 ? kNullFile : 100 + f.parent_fd);
+        /* The trampoline's format carries every order of moves. */
+        PlanReadStorage read_storage;
+        (void)through_format(plan, &read_storage);
     }
     g_rand_free(rand);
 }
@@ -1722,6 +1824,179 @@ void test_fd_moves_minimal() {
             if (comp.plan.fd_moves[i].op == FdOp::save) saves++;
         g_assert_cmpuint(saves, ==, c.saves);
     }
+}
+
+/* ---- the trampoline's format, on bytes ---- */
+
+/* Options with every part of a plan the format carries, compiled with a
+ * barrier for IPCB_SPAWN_READY: argv, envp with sets and unsets and the
+ * record slot, cwd, umask, ids, groups, rlimits, the parent-death signal,
+ * a blocked signal kept, a cgroup fd, a deadline, and fds that swap,
+ * chain, stay and come from /dev/null; or, with exec_fd, the program as an
+ * fd instead of a path. */
+struct RichPlan {
+    explicit RichPlan(bool exec_fd) {
+        CHECK_INT(barrier_create(&barrier), ==, 0);
+        for (int &fd : parent_fds) fd = open_cloexec_null();
+        CHECK_INT(fd_set_inheritable(parent_fds[1]), ==, 0);
+        fds = {{0, -1}, {1, 2}, {2, 1}, {3, parent_fds[0]}, {4, 3}, {parent_fds[1], parent_fds[1]}};
+        IpcbSpawnOptions o = inspect_options(kArgv3);
+        o.envp = kEnv;
+        o.env_set = kEnvSet;
+        o.env_unset = kEnvUnset;
+        o.cwd = "/";
+        o.umask = 027;
+        o.uid = 65534;
+        o.gid = 65534;
+        o.groups = kRichGroups;
+        o.n_groups = G_N_ELEMENTS(kRichGroups);
+        o.rlimits = kRichRlimits;
+        o.n_rlimits = G_N_ELEMENTS(kRichRlimits);
+        o.parent_death_signal = SIGTERM;
+        o.cgroup_fd = parent_fds[2];
+        o.fds = fds.data();
+        o.n_fds = fds.size();
+        o.flags = IPCB_SPAWN_SET_UMASK | IPCB_SPAWN_SET_UID | IPCB_SPAWN_SET_GID |
+                  IPCB_SPAWN_SET_GROUPS | IPCB_SPAWN_CGROUP | IPCB_SPAWN_READY |
+                  IPCB_SPAWN_KEEP_SIGNALS | IPCB_SPAWN_NEW_SESSION | IPCB_SPAWN_NO_NEW_PRIVS;
+        if (exec_fd) {
+            o.flags |= IPCB_SPAWN_EXEC_FD;
+            o.exec_fd = parent_fds[3];
+        }
+        sigset_t usr2, old;
+        sigemptyset(&usr2);
+        sigaddset(&usr2, SIGUSR2);
+        CHECK(pthread_sigmask(SIG_BLOCK, &usr2, &old) == 0);
+        PlanContext context{&barrier, -1, &status, getpid(), -1};
+        CHECK_INT(ipcbarrier::detail::plan_compile(&o, context, &storage, &plan, &error), ==, 0);
+        CHECK(pthread_sigmask(SIG_SETMASK, &old, nullptr) == 0);
+        plan.deadline_usec = UINT64_C(123456789012);
+        bytes_back = through_format(plan, &read_storage, &bytes);
+    }
+    ~RichPlan() {
+        for (int fd : parent_fds) close(fd);
+        barrier_destroy(&barrier);
+    }
+    RichPlan(const RichPlan &) = delete;
+    RichPlan &operator=(const RichPlan &) = delete;
+
+    static constexpr const char *kArgv3[] = {"/bin/true", "one", "", nullptr};
+    static constexpr const char *kEnv[] = {"PATH=/bin", "HOME=/", "A=0", nullptr};
+    static constexpr const char *kEnvSet[] = {"A=1", "EMPTY=", nullptr};
+    static constexpr const char *kEnvUnset[] = {"HOME", nullptr};
+    static constexpr gid_t kRichGroups[] = {65534, 100, 0};
+    static constexpr IpcbSpawnRlimit kRichRlimits[] = {{RLIMIT_CORE, {0, RLIM_INFINITY}},
+                                                       {RLIMIT_NOFILE, {64, 128}}};
+
+    Barrier barrier = BARRIER_NULL;
+    int parent_fds[4];
+    std::vector<IpcbSpawnFd> fds;
+    SpawnStatus status{};
+    PlanStorage storage;
+    SpawnPlan plan{};
+    IpcbSpawnError error{};
+    PlanReadStorage read_storage;
+    SpawnPlan bytes_back{};
+    std::vector<uint8_t> bytes;
+};
+
+/* plan_read() on bytes: its result, and, when it accepts them, that they
+ * are what plan_write() makes of the plan it read (no other spelling of a
+ * plan is accepted) and that it changed nothing on failure. */
+int read_bytes(const std::vector<uint8_t> &bytes) {
+    PlanReadStorage storage;
+    storage.keep_fds = {12345};
+    SpawnPlan plan;
+    memset(&plan, 0xa5, sizeof plan);
+    SpawnPlan before;
+    memcpy(&before, &plan, sizeof plan);
+    std::vector<HandedFd> handed = {{54321, true}};
+    int r = ipcbarrier::detail::plan_read(bytes, &storage, &plan, &handed);
+    if (r < 0) {
+        CHECK(r == -EBADMSG || r == -EPROTONOSUPPORT || r == -E2BIG);
+        CHECK(memcmp(&before, &plan, sizeof plan) == 0);
+        CHECK(storage.keep_fds.size() == 1 && handed.size() == 1 && handed[0].fd == 54321);
+        return r;
+    }
+    std::vector<uint8_t> again;
+    CHECK_INT(ipcbarrier::detail::plan_write(plan, handed, &again), ==, 0);
+    CHECK(again == bytes);
+    return 0;
+}
+
+/* Every part, both ways of naming the program. */
+void test_format_rich() {
+    for (bool exec_fd : {false, true}) {
+        RichPlan rich(exec_fd);
+        CHECK_INT(read_bytes(rich.bytes), ==, 0);
+        CHECK(rich.bytes_back.record_slot != nullptr);
+        CHECK_STR(rich.bytes_back.record_slot, BARRIER_ENV "=");
+        CHECK(sigismember(&rich.bytes_back.sigmask, SIGUSR2) == 1);
+        CHECK(sigismember(&rich.bytes_back.sigmask, SIGUSR1) == 0);
+    }
+}
+
+/* Every plan cut short is refused. */
+void test_format_prefixes() {
+    RichPlan rich(false);
+    for (size_t n = 0; n < rich.bytes.size(); n++) {
+        std::vector<uint8_t> cut(rich.bytes.begin(), rich.bytes.begin() + static_cast<long>(n));
+        CHECK_INT(read_bytes(cut), ==, -EBADMSG);
+    }
+}
+
+/* Every bit flipped: refused, or a plan that writes back to those very
+ * bytes (a flipped character of a string, a number still in range). */
+void test_format_bit_flips() {
+    RichPlan rich(false);
+    size_t accepted = 0;
+    for (size_t i = 0; i < rich.bytes.size(); i++)
+        for (int bit = 0; bit < 8; bit++) {
+            std::vector<uint8_t> flipped = rich.bytes;
+            flipped[i] ^= static_cast<uint8_t>(1u << bit);
+            if (read_bytes(flipped) == 0) accepted++;
+        }
+    g_test_message("%zu of %zu flips still a plan", accepted, rich.bytes.size() * 8);
+}
+
+void test_format_refusals() {
+    RichPlan rich(false);
+    /* the version, the byte after the magic */
+    std::vector<uint8_t> b = rich.bytes;
+    b[8] = 2;
+    CHECK_INT(read_bytes(b), ==, -EPROTONOSUPPORT);
+    b = rich.bytes;
+    b.push_back(0);
+    CHECK_INT(read_bytes(b), ==, -EBADMSG);
+    /* Too large is refused before the bytes are looked at: not one of them
+     * is touched (the mapping is never written, so costs nothing). */
+    size_t huge = ipcbarrier::detail::kPlanFormatMax + 1;
+    void *p = mmap(nullptr, huge, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    CHECK(p != MAP_FAILED);
+    PlanReadStorage storage;
+    SpawnPlan plan;
+    std::vector<HandedFd> handed;
+    CHECK_INT(ipcbarrier::detail::plan_read(std::span(static_cast<const uint8_t *>(p), huge),
+                                            &storage, &plan, &handed),
+              ==, -E2BIG);
+    munmap(p, huge);
+
+    /* What the writer refuses: a child callback (the helper cannot run the
+     * caller's code), and handed fds that are not the plan's. */
+    std::vector<HandedFd> rich_handed;
+    CHECK_INT(ipcbarrier::detail::plan_handed_fds(rich.plan, &rich_handed), ==, 0);
+    std::vector<uint8_t> out = {1, 2, 3};
+    SpawnPlan with_callback = rich.plan;
+    with_callback.child_callback = [](void *) { return 0; };
+    CHECK_INT(ipcbarrier::detail::plan_write(with_callback, rich_handed, &out), ==, -EINVAL);
+    std::vector<HandedFd> fewer(rich_handed.begin() + 1, rich_handed.end());
+    CHECK_INT(ipcbarrier::detail::plan_write(rich.plan, fewer, &out), ==, -EINVAL);
+    CHECK(out == std::vector<uint8_t>({1, 2, 3}));
+    /* A closed fd has no state to hand on. */
+    SpawnPlan closed = rich.plan;
+    closed.cgroup_fd = open_cloexec_null();
+    close(closed.cgroup_fd);
+    CHECK_INT(ipcbarrier::detail::plan_handed_fds(closed, &rich_handed), ==, -EBADF);
 }
 
 /* ---- registration ---- */
@@ -1903,6 +2178,11 @@ int main(int argc, char **argv) {
         test_add_data_fd_checked(name.c_str(), &spawners.back(), test_in_spawner);
     }
     test_add_fd_checked("/spawn-plan/vfork/fail/parent-death", test_fail_parent_death);
+
+    test_add_fd_checked("/spawn-plan/format/rich", test_format_rich);
+    test_add_fd_checked("/spawn-plan/format/prefixes", test_format_prefixes);
+    test_add_fd_checked("/spawn-plan/format/bit-flips", test_format_bit_flips);
+    test_add_fd_checked("/spawn-plan/format/refusals", test_format_refusals);
 
     int r = g_test_run();
     remove_dir();
