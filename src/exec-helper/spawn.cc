@@ -6,7 +6,11 @@
 #include <cstdio>
 #include <cstring>
 #include <iterator>
+#include <new>
+#include <utility>
+#include <vector>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -20,6 +24,9 @@
 #include <ipcbarrier/pipe-util.hh>
 #include <ipcbarrier/time-util.hh>
 
+#include "raw-syscall.hh"
+#include "spawn-format.hh"
+#include "spawn-helper.hh"
 #include "spawn-plan.hh"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -43,10 +50,10 @@
 
 /* How a start goes.
  *
- * Both paths compile the options into a plan first (plan_compile()), in the
- * parent, before any child exists; the child only runs plan_run() on it and
- * _exit()s if that returns. The child tells what it is doing and what
- * failed through a SpawnStatus in memory the two share.
+ * Every path compiles the options into a plan first (plan_compile()), in
+ * the parent, before any child exists; the child only runs plan_run() on
+ * it and _exit()s if that returns. The child tells what it is doing and
+ * what failed through a SpawnStatus in memory the two share.
  *
  * vfork path: clone(CLONE_VM|CLONE_VFORK) on a stack of its own. The
  * parent is suspended until the child has executed or ended, so there is
@@ -60,15 +67,27 @@
  * (MAP_SHARED, so the forked copy writes where the parent reads) says
  * which. Every wait of the parent uses the pre-exec deadline.
  *
+ * trampoline path: the fork path's parent with the vfork path's child.
+ * The plan is written into a sealed memfd (spawn-format.hh) and the status
+ * page is a memfd of its own; the vfork child takes its side of the
+ * barrier, writes the barrier's record into the helper's arguments, and
+ * executes the helper program (exec-helper.cc) by the fd the library keeps
+ * open (spawn-helper.hh). The caller is suspended only until then; the
+ * helper reads the plan back, runs it and meets the caller, who meanwhile
+ * runs its setup and waits for the report pipe's EOF as on the fork path.
+ *
  * A child that did not make it to execve() is killed and reaped before
  * ipcb_spawn() returns, through its pidfd: nothing else of the caller's
  * children is ever waited for.
  *
- * AUTO takes the vfork path unless a side must meet the other (a parent
- * setup, a child callback, readiness) or a deadline must be kept, which
- * the suspended parent of a vfork child could not do. Under valgrind,
- * which cannot share memory with a child, the fork path stands in for
- * the vfork path. */
+ * AUTO takes the vfork path unless a side must meet the other: then the
+ * fork path for a child callback, which needs a copy of the caller, and
+ * the trampoline path otherwise (the fork path where the helper cannot be
+ * opened). Under valgrind, which cannot share memory with a child, the
+ * fork path stands in for the vfork path, and for the trampoline path
+ * when AUTO chose it; an explicit trampoline runs as it is there, as
+ * nothing of it depends on shared memory but the status page, a
+ * MAP_SHARED memfd. */
 
 namespace {
 
@@ -76,6 +95,7 @@ using ipcbarrier::Deadline;
 using ipcbarrier::Pipe;
 using ipcbarrier::PipeMode;
 using ipcbarrier::UniqueFd;
+using ipcbarrier::detail::HandedFd;
 using ipcbarrier::detail::PlanContext;
 using ipcbarrier::detail::PlanStorage;
 using ipcbarrier::detail::SpawnPlan;
@@ -156,9 +176,17 @@ int pidfd_open_fd(pid_t pid) noexcept {
     return fd < 0 ? -errno : static_cast<int>(fd);
 }
 
+/* For a child not reaped yet, whose pid therefore cannot name another
+ * process. */
 int send_signal(pid_t pid, int pidfd, int sig) noexcept {
-    long r = pidfd >= 0 ? syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) : kill(pid, sig);
-    return r < 0 ? -errno : 0;
+    if (pidfd >= 0) {
+        if (syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) == 0) return 0;
+        /* A pidfd from clone() without the call to use it: valgrind 3.19
+         * passes CLONE_PIDFD through but knows no pidfd_send_signal(), and
+         * a seccomp filter may refuse it. */
+        if (errno != ENOSYS) return -errno;
+    }
+    return kill(pid, sig) < 0 ? -errno : 0;
 }
 
 /* waitid() on our child, by pidfd where there is one. flags: WEXITED plus
@@ -259,9 +287,11 @@ class ChildStack {
     size_t size_ = 0;
 };
 
-/* The status the fork child writes: MAP_SHARED, so that the child's
- * writes land in the parent's view of it (a private page would be copied
- * on the child's first write). */
+/* The status the child writes: MAP_SHARED, so that the child's writes
+ * land in the parent's view of it (a private page would be copied on the
+ * child's first write). The trampoline's helper is another program, which
+ * can only map it from an fd: there the page is a memfd, whose fd the
+ * parent keeps until the helper has it. */
 class StatusPage {
   public:
     StatusPage() noexcept = default;
@@ -271,20 +301,30 @@ class StatusPage {
         if (status_) (void)munmap(status_, sizeof *status_);
     }
 
-    [[nodiscard]] int map() noexcept {
+    [[nodiscard]] int map(bool with_fd) noexcept {
+        UniqueFd fd;
+        if (with_fd) {
+            fd.reset(memfd_create("ipcbarrier-spawn-status", MFD_CLOEXEC));
+            if (!fd) return -errno;
+            if (ftruncate(fd.get(), sizeof(SpawnStatus)) < 0) return -errno;
+        }
         void *p = mmap(nullptr, sizeof(SpawnStatus), PROT_READ | PROT_WRITE,
-                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+                       with_fd ? MAP_SHARED : MAP_SHARED | MAP_ANONYMOUS, fd.get(), 0);
         if (p == MAP_FAILED) return -errno;
         status_ = static_cast<SpawnStatus *>(p);
         status_->step = IPCB_STEP_CLONE;
         status_->fail_step = IPCB_STEP_NONE;
         status_->fail_errno = 0;
+        fd_ = std::move(fd);
         return 0;
     }
     [[nodiscard]] SpawnStatus *get() const noexcept { return status_; }
+    [[nodiscard]] int fd() const noexcept { return fd_.get(); }
+    void close_fd() noexcept { fd_.reset(); }
 
   private:
     SpawnStatus *status_ = nullptr;
+    UniqueFd fd_;
 };
 
 /* A Barrier destroyed at scope exit unless handed on. */
@@ -522,6 +562,62 @@ int spawn_vfork(const IpcbSpawnOptions *options, IpcbProcess *ret,
     return 0;
 }
 
+/* The parent's side once its child exists and holds the write end of the
+ * report pipe alone, on the paths with a barrier: the parent setup, the
+ * meeting, and the wait for the execve(). */
+int meet_child(const IpcbSpawnOptions *options, Deadline deadline, UnfinishedChild *child,
+               BarrierOwner *barrier, int report_fd, IpcbProcess *ret,
+               IpcbSpawnError *ret_error) noexcept {
+    int r = barrier_set_role(barrier->get(), BARRIER_PARENT);
+    if (r < 0) return child->fail(ret_error, IPCB_STEP_BARRIER, r);
+
+    if (options->parent_setup) {
+        IpcbSpawnChild info = {child->pid(), child->pidfd()};
+        r = options->parent_setup(&info, options->parent_setup_userdata);
+        if (r < 0) {
+            /* -r would overflow for INT_MIN */
+            int err = errno_from(r < -BARRIER_ABORT_ERRNO_MAX ? 0 : -r);
+            /* The child learns at once, wherever it waits; it is killed
+             * anyway, as it may be busy with a step that takes long. */
+            (void)barrier_abort_errno(barrier->get(), err);
+            return child->fail(ret_error, IPCB_STEP_PARENT_SETUP, -err);
+        }
+        /* The callback cannot be interrupted; it can only be found late.
+         * Then the side that kept the other waiting is named: the parent
+         * setup if the child was waiting for it at the barrier, else the
+         * step the child was stuck in. */
+        if (!deadline.infinite() && deadline.remaining_usec() == 0)
+            return child->time_out(ret_error, IPCB_STEP_PARENT_SETUP);
+    }
+
+    /* First the child's point, then ours: the child cannot go on (and its
+     * program, with IPCB_SPAWN_READY, cannot place its readiness point)
+     * before ours arrives, so the two of its points never reach this
+     * side's eventfd together, where one read would consume both. */
+    r = barrier_wait_next_timeout(barrier->get(), deadline.remaining_usec());
+    if (r == -ETIMEDOUT) return child->time_out(ret_error);
+    if (r < 0) return child->fail(ret_error, IPCB_STEP_BARRIER, r);
+    /* r == 0: the child aborted (its failure is in the status) or died; it
+     * ends without executing, and its EOF comes as well. */
+    if (r > 0) (void)barrier_place(barrier->get());
+
+    r = wait_report_eof(report_fd, deadline);
+    if (r == -ETIMEDOUT) return child->time_out(ret_error);
+    /* An error of the parent's own wait for the execve() */
+    if (r < 0) return child->fail(ret_error, IPCB_STEP_EXEC, r);
+
+    /* A child that died unexecuted after the deadline: its own timer. */
+    if (!deadline.infinite() && deadline.remaining_usec() == 0 && !child->executed())
+        return child->time_out(ret_error);
+    r = child->verdict(ret_error);
+    if (r < 0) return r;
+    child->succeed(ret);
+    /* With IPCB_SPAWN_READY the program holds the other side, and the
+     * caller waits for its sync point; otherwise nobody needs ours. */
+    ret->barrier = (options->flags & IPCB_SPAWN_READY) ? barrier->release() : Barrier BARRIER_NULL;
+    return 0;
+}
+
 int spawn_fork(const IpcbSpawnOptions *options, IpcbProcess *ret,
                IpcbSpawnError *ret_error) noexcept {
     /* The deadline counts from the call: it is for the whole pre-exec
@@ -529,7 +625,7 @@ int spawn_fork(const IpcbSpawnOptions *options, IpcbProcess *ret,
     Deadline deadline = start_deadline(options);
 
     StatusPage page;
-    int r = page.map();
+    int r = page.map(false);
     if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
     SpawnStatus *status = page.get();
 
@@ -574,55 +670,190 @@ int spawn_fork(const IpcbSpawnOptions *options, IpcbProcess *ret,
     if (r < 0) return child.fail(ret_error, IPCB_STEP_CLONE, r);
     /* Only the child may hold the write end, or its EOF would never come. */
     report.write_end.reset();
+    return meet_child(options, deadline, &child, &barrier, report.read_end.get(), ret, ret_error);
+}
 
-    r = barrier_set_role(barrier.get(), BARRIER_PARENT);
-    if (r < 0) return child.fail(ret_error, IPCB_STEP_BARRIER, r);
+/* What the trampoline's vfork child needs, prepared by the parent: it
+ * only reads this, and writes nothing of the parent's but the record
+ * (inside argv) and the status page. */
+struct TrampolineChild {
+    const Barrier *barrier; /* the parent's, its role not set yet */
+    int helper_fd;
+    char *const *argv; /* the helper's */
+    char *record;      /* inside the argument "--barrier=" */
+    size_t record_size;
+    const int *inherited; /* what the helper inherits: the start's fds, the caller's */
+    size_t n_inherited;
+    SpawnStatus *status;
+};
 
-    if (options->parent_setup) {
-        IpcbSpawnChild info = {pid, child.pidfd()};
-        r = options->parent_setup(&info, options->parent_setup_userdata);
-        if (r < 0) {
-            /* -r would overflow for INT_MIN */
-            int err = errno_from(r < -BARRIER_ABORT_ERRNO_MAX ? 0 : -r);
-            /* The child learns at once, wherever it waits; it is killed
-             * anyway, as it may be busy with a step that takes long. */
-            (void)barrier_abort_errno(barrier.get(), err);
-            return child.fail(ret_error, IPCB_STEP_PARENT_SETUP, -err);
-        }
-        /* The callback cannot be interrupted; it can only be found late.
-         * Then the side that kept the other waiting is named: the parent
-         * setup if the child was waiting for it at the barrier, else the
-         * step the child was stuck in. */
-        if (!deadline.infinite() && deadline.remaining_usec() == 0)
-            return child.time_out(ret_error, IPCB_STEP_PARENT_SETUP);
+/* Gets the vfork child ready for the helper and executes it; returns only
+ * on failure, with -errno. The barrier calls may set errno, which is the
+ * caller thread's here (the parent puts its own back after clone()), take
+ * no lock and allocate nothing; a first call through the PLT runs the
+ * dynamic linker's lazy binding, which only writes the entry the parent
+ * would write itself, as in any vfork() followed by execve(). */
+int trampoline_enter(const TrampolineChild *t) noexcept {
+    /* A copy: the parent's barrier is in the memory we share, and must
+     * keep both pipe ends for the parent's own side. Setting the role
+     * closes the parent's end in this child's fd table only. */
+    Barrier b = *t->barrier;
+    int r = barrier_set_role(&b, BARRIER_CHILD);
+    if (r < 0) return r;
+    /* The helper takes the barrier over only above stdio, where a caller
+     * that had 0-2 closed when it made the barrier may hold its fds. */
+    r = barrier_move_fds(&b, STDERR_FILENO + 1);
+    if (r < 0) return r;
+    /* Everything the helper needs must survive execve(); the helper makes
+     * all of it close-on-exec again. */
+    for (size_t i = 0; i < t->n_inherited; i++) {
+        long k = ipcbarrier::detail::raw_syscall(SYS_fcntl, t->inherited[i], F_SETFD, 0);
+        if (k < 0) return static_cast<int>(k);
+    }
+    /* Names this process, which the helper will be: execve() keeps the pid. */
+    r = barrier_serialize(&b, t->record, t->record_size);
+    if (r < 0) return r;
+    char *const envp[] = {nullptr};
+    return static_cast<int>(ipcbarrier::detail::raw_syscall(SYS_execveat, t->helper_fd, "", t->argv,
+                                                            envp, AT_EMPTY_PATH));
+}
+
+/* The trampoline's vfork child, on its own stack, sharing the parent's
+ * memory. Not instrumented for ASan, as vfork_child(). */
+__attribute__((no_sanitize("address"))) int trampoline_child(void *arg) noexcept {
+    const auto *t = static_cast<const TrampolineChild *>(arg);
+    int r = trampoline_enter(t);
+    t->status->fail_errno = errno_from(-r);
+    t->status->fail_step = IPCB_STEP_HELPER;
+    _exit(127);
+}
+
+/* The plan's bytes in a memfd sealed against any change, as the helper
+ * requires: what it checks is what it runs. */
+int plan_memfd(const std::vector<uint8_t> &bytes, UniqueFd *ret) noexcept {
+    UniqueFd fd(memfd_create("ipcbarrier-spawn-plan", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    if (!fd) return -errno;
+    for (size_t done = 0; done < bytes.size();) {
+        ssize_t n = write(fd.get(), bytes.data() + done, bytes.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -errno;
+        done += static_cast<size_t>(n);
+    }
+    if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+        return -errno;
+    *ret = std::move(fd);
+    return 0;
+}
+
+/* "--name=N" into buf. */
+void fd_argument(char *buf, size_t size, const char *name, int fd) noexcept {
+    (void)snprintf(buf, size, "--%s=%d", name, fd);
+}
+
+int spawn_trampoline(const IpcbSpawnOptions *options, int helper_fd, IpcbProcess *ret,
+                     IpcbSpawnError *ret_error) noexcept {
+    Deadline deadline = start_deadline(options);
+
+    StatusPage page;
+    int r = page.map(true);
+    if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
+    SpawnStatus *status = page.get();
+
+    BarrierOwner barrier;
+    r = barrier_create(barrier.get());
+    if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
+
+    /* As on the fork path. */
+    Pipe report;
+    r = ipcbarrier::pipe_new(PipeMode::nonblocking, &report);
+    if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
+
+    PlanStorage storage;
+    SpawnPlan plan;
+    IpcbSpawnError error = {IPCB_STEP_PREPARE, 0};
+    r = ipcbarrier::detail::plan_compile(
+        options, PlanContext{barrier.get(), report.write_end.get(), status, getpid(), page.fd()},
+        &storage, &plan, &error);
+    if (r < 0) return spawn_failed(ret_error, error.step, r);
+    /* The helper arms it (execve() deletes any timer of the vfork child). */
+    if (!deadline.infinite()) plan.deadline_usec = deadline.at_usec();
+
+    std::vector<HandedFd> handed;
+    std::vector<uint8_t> bytes;
+    std::vector<int> inherited;
+    r = ipcbarrier::detail::plan_handed_fds(plan, &handed);
+    if (r == 0) r = ipcbarrier::detail::plan_write(plan, handed, &bytes);
+    if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
+    UniqueFd plan_fd;
+    r = plan_memfd(bytes, &plan_fd);
+    if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
+    try {
+        inherited = {page.fd(), plan_fd.get(), report.write_end.get()};
+        for (const HandedFd &h : handed) inherited.push_back(h.fd);
+    } catch (const std::bad_alloc &) {
+        return spawn_failed(ret_error, IPCB_STEP_PREPARE, -ENOMEM);
     }
 
-    /* First the child's point, then ours: the child cannot go on (and its
-     * program, with IPCB_SPAWN_READY, cannot place its readiness point)
-     * before ours arrives, so the two of its points never reach this
-     * side's eventfd together, where one read would consume both. */
-    r = barrier_wait_next_timeout(barrier.get(), deadline.remaining_usec());
-    if (r == -ETIMEDOUT) return child.time_out(ret_error);
-    if (r < 0) return child.fail(ret_error, IPCB_STEP_BARRIER, r);
-    /* r == 0: the child aborted (its failure is in the status) or died; it
-     * ends without executing, and its EOF comes as well. */
-    if (r > 0) (void)barrier_place(barrier.get());
+    char status_arg[32], plan_arg[32], report_arg[32];
+    fd_argument(status_arg, sizeof status_arg, "status-fd", page.fd());
+    fd_argument(plan_arg, sizeof plan_arg, "plan-fd", plan_fd.get());
+    fd_argument(report_arg, sizeof report_arg, "report-fd", report.write_end.get());
+    static constexpr char kRecordOption[] = "--barrier=";
+    char record_arg[sizeof kRecordOption - 1 + BARRIER_RECORD_MAX] = {};
+    std::memcpy(record_arg, kRecordOption, sizeof kRecordOption - 1);
+    char helper_name[] = "ipcbarrier-exec-helper";
+    char *const argv[] = {helper_name, status_arg, plan_arg, report_arg, record_arg, nullptr};
+    const TrampolineChild t = {barrier.get(),
+                               helper_fd,
+                               argv,
+                               record_arg + sizeof kRecordOption - 1,
+                               BARRIER_RECORD_MAX,
+                               inherited.data(),
+                               inherited.size(),
+                               status};
 
-    r = wait_report_eof(report.read_end.get(), deadline);
-    if (r == -ETIMEDOUT) return child.time_out(ret_error);
-    /* An error of the parent's own wait for the execve() */
-    if (r < 0) return child.fail(ret_error, IPCB_STEP_EXEC, r);
+    ChildStack stack;
+    r = stack.map();
+    if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
 
-    /* A child that died unexecuted after the deadline: its own timer. */
-    if (!deadline.infinite() && deadline.remaining_usec() == 0 && !child.executed())
-        return child.time_out(ret_error);
-    r = child.verdict(ret_error);
-    if (r < 0) return r;
-    child.succeed(ret);
-    /* With IPCB_SPAWN_READY the program holds the other side, and the
-     * caller waits for its sync point; otherwise nobody needs ours. */
-    ret->barrier = (options->flags & IPCB_SPAWN_READY) ? barrier.release() : Barrier BARRIER_NULL;
-    return 0;
+    /* Until the plan runs, the child is starting the helper: a child
+     * killed before that is reported there. */
+    status->step = IPCB_STEP_HELPER;
+    int pidfd = -1;
+    pid_t pid;
+    int clone_errno;
+    {
+        /* As on the vfork path; the helper starts with every signal
+         * blocked too, until the plan has reset the dispositions. */
+        AllSignalsBlocked blocked;
+        int saved_errno = errno;
+        /* Returns once the child has executed the helper or ended (or at
+         * once under valgrind, whose child is a copy). valgrind 3.19 passes
+         * CLONE_PIDFD through but fails on its own assertion when the
+         * pidfd cannot be made (EMFILE): there the pidfd is asked for
+         * afterwards, as on the fork path. */
+        const int pidfd_flag = IPCB_UNDER_VALGRIND() ? 0 : CLONE_PIDFD;
+        pid = clone(trampoline_child, stack.top(), CLONE_VM | CLONE_VFORK | pidfd_flag | SIGCHLD,
+                    const_cast<TrampolineChild *>(&t), &pidfd);
+        clone_errno = errno;
+        errno = saved_errno;
+    }
+    if (pid < 0) return spawn_failed(ret_error, IPCB_STEP_CLONE, -clone_errno);
+
+    UnfinishedChild child(pid, status, options->flags);
+    if (pidfd >= 0)
+        child.set_pidfd(pidfd);
+    else if ((r = child_open_pidfd(&child)) < 0)
+        return child.fail(ret_error, IPCB_STEP_CLONE, r);
+    /* The helper holds them now; the report pipe's EOF can only come once
+     * nobody else holds its write end. */
+    report.write_end.reset();
+    plan_fd.reset();
+    page.close_fd();
+    /* As on the fork path, the parent setup runs even for a child that has
+     * failed already (here: that could not start the helper); the meeting
+     * then fails and the verdict names the child's failure. */
+    return meet_child(options, deadline, &child, &barrier, report.read_end.get(), ret, ret_error);
 }
 
 }  // namespace
@@ -632,22 +863,26 @@ int ipcb_spawn(const IpcbSpawnOptions *options, IpcbProcess *ret, IpcbSpawnError
 
     /* What needs the two sides to meet, which the vfork path cannot do:
      * its parent is suspended until the child has executed. (A deadline
-     * does not: the child enforces it on itself.) */
-    bool meets =
-        options->parent_setup || options->child_callback || (options->flags & IPCB_SPAWN_READY);
-    bool vfork;
-    switch (enum_value(options->method)) {
+     * does not: the child enforces it on itself.) A child callback needs
+     * the fork path: the helper is another program. */
+    const bool callback = options->child_callback != nullptr;
+    const bool meets = options->parent_setup || (options->flags & IPCB_SPAWN_READY);
+    enum class Path { vfork, trampoline, fork } path;
+    const int method = enum_value(options->method);
+    switch (method) {
         case IPCB_METHOD_AUTO:
-            vfork = !meets;
+            path = callback ? Path::fork : meets ? Path::trampoline : Path::vfork;
             break;
         case IPCB_METHOD_VFORK:
-            if (meets) return spawn_failed(ret_error, IPCB_STEP_PREPARE, -EINVAL);
-            vfork = true;
+            if (meets || callback) return spawn_failed(ret_error, IPCB_STEP_PREPARE, -EINVAL);
+            path = Path::vfork;
             break;
         case IPCB_METHOD_TRAMPOLINE:
-            return spawn_failed(ret_error, IPCB_STEP_PREPARE, -EOPNOTSUPP);
+            if (callback) return spawn_failed(ret_error, IPCB_STEP_PREPARE, -EINVAL);
+            path = Path::trampoline;
+            break;
         case IPCB_METHOD_FORK:
-            vfork = false;
+            path = Path::fork;
             break;
         default:
             return spawn_failed(ret_error, IPCB_STEP_PREPARE, -EINVAL);
@@ -656,11 +891,41 @@ int ipcb_spawn(const IpcbSpawnOptions *options, IpcbProcess *ret, IpcbSpawnError
     /* valgrind runs a clone(CLONE_VM|CLONE_VFORK) child as a fork()ed one,
      * in memory of its own and without suspending the caller: the child's
      * status would never reach the parent. The fork path gives the same
-     * result there, at fork()'s cost. */
-    if (vfork && IPCB_UNDER_VALGRIND()) vfork = false;
+     * result there, at fork()'s cost. The trampoline works there (its
+     * child needs nothing of the caller's memory but the status page,
+     * which is MAP_SHARED), but would cost fork()'s and the helper's on
+     * top: AUTO takes the fork path instead, an explicit trampoline runs
+     * as it is. */
+    if (IPCB_UNDER_VALGRIND()) {
+        if (path == Path::vfork) path = Path::fork;
+        if (path == Path::trampoline && method == IPCB_METHOD_AUTO) path = Path::fork;
+    }
+
+    int helper_fd = -1;
+    if (path == Path::trampoline) {
+        helper_fd = ipcbarrier::detail::exec_helper_fd();
+        /* AUTO does without the helper where it cannot be had (not
+         * installed, as where the library is built as a subproject): the
+         * fork path gives the same result, at fork()'s cost. */
+        if (helper_fd < 0 && method == IPCB_METHOD_AUTO) path = Path::fork;
+        if (helper_fd < 0 && path == Path::trampoline)
+            return spawn_failed(ret_error, IPCB_STEP_HELPER, helper_fd);
+    }
 
     NoCancel no_cancel;
-    int r = vfork ? spawn_vfork(options, ret, ret_error) : spawn_fork(options, ret, ret_error);
+    int r;
+    switch (path) {
+        case Path::vfork:
+            r = spawn_vfork(options, ret, ret_error);
+            break;
+        case Path::trampoline:
+            r = spawn_trampoline(options, helper_fd, ret, ret_error);
+            break;
+        case Path::fork:
+        default:
+            r = spawn_fork(options, ret, ret_error);
+            break;
+    }
     if (r >= 0 && ret_error) *ret_error = IpcbSpawnError{IPCB_STEP_NONE, 0};
     return r;
 }

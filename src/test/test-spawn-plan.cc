@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The plan compiler and executor, and the trampoline's format.
+/* The plan compiler and executor, and the trampoline's format and helper.
  * A plan is compiled in the test process and run in a forked child, the
  * way each path runs it: "fork" with the child's side of a barrier and a
  * report pipe (the parent meets it at the barrier), "vfork" with neither
@@ -12,7 +12,8 @@
  * trampoline's format (written, read back, checked to be the same plan
  * and to write the same bytes again), and the fork path runs the plan as
  * read back, as the trampoline's helper would: so every option of these
- * cases is carried by the format too.
+ * cases is carried by the format too. The helper program itself is run
+ * directly (IPCBARRIER_EXEC_HELPER) on good and bad plans and fds.
  *
  * Cases that need fds at given numbers, other credentials or a parent that
  * dies run in a forked "spawner" child that plays the parent; it reports
@@ -1999,6 +2000,323 @@ void test_format_refusals() {
     CHECK_INT(ipcbarrier::detail::plan_handed_fds(closed, &rich_handed), ==, -EBADF);
 }
 
+/* ---- the helper program, run directly ---- */
+
+std::string g_helper;
+
+/* How the helper is started: the plan's bytes, and what is wrong with
+ * what it gets besides. */
+struct HelperSetup {
+    bool unsealed = false;         /* the plan memfd not sealed */
+    bool report_not_pipe = false;  /* /dev/null as the report fd */
+    bool record_of_parent = false; /* a record serialized for another pid */
+    bool bad_record = false;       /* not a record */
+    bool bad_arguments = false;    /* an unknown option */
+    int close_in_child = -1;       /* an fd closed before the helper starts */
+    bool capture = false;          /* child fd 1 is a pipe read into out */
+};
+
+struct HelperOutcome {
+    int exit_code = -1;
+    int step = 0, fail_step = 0, fail_errno = 0;
+    int parent_sync = -1;
+    std::string out;
+};
+
+/* The memfd whose fd the helper gets for the plan. */
+int plan_memfd(const std::vector<uint8_t> &bytes, bool seal) {
+    int fd = memfd_create("test-plan", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    CHECK(fd >= 0);
+    CHECK_INT(write(fd, bytes.data(), bytes.size()), ==, bytes.size());
+    if (seal)
+        CHECK_INT(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL),
+                  ==, 0);
+    return fd;
+}
+
+/* Starts the helper the way the trampoline's vfork child does (here from
+ * a forked child), with a plan made by make_plan from the start's context,
+ * and meets it at the barrier as the parent does. */
+template <class MakePlan>
+HelperOutcome run_helper(const HelperSetup &setup, MakePlan make_plan) {
+    HelperOutcome res;
+    int status_fd = memfd_create("test-status", MFD_CLOEXEC);
+    CHECK(status_fd >= 0);
+    CHECK_INT(ftruncate(status_fd, sizeof(SpawnStatus)), ==, 0);
+    void *map =
+        mmap(nullptr, sizeof(SpawnStatus), PROT_READ | PROT_WRITE, MAP_SHARED, status_fd, 0);
+    CHECK(map != MAP_FAILED);
+    auto *status = static_cast<SpawnStatus *>(map);
+    status->step = IPCB_STEP_HELPER;
+    Barrier b = BARRIER_NULL;
+    CHECK_INT(barrier_create(&b), ==, 0);
+    int report[2], out[2] = {-1, -1};
+    CHECK(pipe2(report, O_CLOEXEC) == 0);
+    if (setup.capture) CHECK(pipe2(out, O_CLOEXEC) == 0);
+    int report_fd = report[1];
+    if (setup.report_not_pipe) report_fd = open_cloexec_null();
+
+    std::vector<uint8_t> bytes =
+        make_plan(PlanContext{&b, report_fd, status, getpid(), status_fd}, out[1]);
+    int plan_fd = plan_memfd(bytes, !setup.unsealed);
+    /* The caller's fds that the child lets the helper inherit, where the
+     * bytes are a plan. */
+    std::vector<HandedFd> handed;
+    {
+        PlanReadStorage storage;
+        SpawnPlan plan;
+        (void)ipcbarrier::detail::plan_read(bytes, &storage, &plan, &handed);
+    }
+
+    char record_arg[16 + BARRIER_RECORD_MAX] = "--barrier=";
+    std::string status_arg = "--status-fd=" + std::to_string(status_fd);
+    std::string plan_arg = "--plan-fd=" + std::to_string(plan_fd);
+    std::string report_arg = "--report-fd=" + std::to_string(report_fd);
+    const char *argv[] = {"ipcbarrier-exec-helper",
+                          status_arg.c_str(),
+                          plan_arg.c_str(),
+                          setup.bad_arguments ? "--unknown=1" : report_arg.c_str(),
+                          record_arg,
+                          nullptr};
+
+    sigset_t all, old;
+    sigfillset(&all);
+    CHECK(pthread_sigmask(SIG_SETMASK, &all, &old) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (barrier_set_role(&b, BARRIER_CHILD) < 0) _exit(126);
+        char record[BARRIER_RECORD_MAX];
+        if (barrier_serialize(&b, record, sizeof record) < 0) _exit(126);
+        char *pid_at = strstr(record, " pid=");
+        char *after_pid = pid_at ? strchr(pid_at + 1, ' ') : nullptr;
+        if (!after_pid) _exit(126);
+        if (setup.bad_record)
+            strcpy(record_arg + 10, "ipcbarrier2 pid=1");
+        else if (setup.record_of_parent)
+            /* The same barrier, but the record names the test process. */
+            snprintf(record_arg + 10, BARRIER_RECORD_MAX, "%.*s pid=%d%s",
+                     static_cast<int>(pid_at - record), record, static_cast<int>(getppid()),
+                     after_pid);
+        else
+            strcpy(record_arg + 10, record);
+        for (int fd : {status_fd, plan_fd, report_fd})
+            if (fd_set_inheritable(fd) < 0) _exit(126);
+        for (const HandedFd &h : handed)
+            if (fd_set_inheritable(h.fd) < 0) _exit(126);
+        if (setup.close_in_child >= 0) close(setup.close_in_child);
+        /* The usage message, when the arguments are wrong, is not for the
+         * test's output. */
+        if (setup.bad_arguments) {
+            int null = open("/dev/null", O_WRONLY);
+            if (null < 0 || dup2(null, STDERR_FILENO) < 0) _exit(126);
+        }
+        execv(g_helper.c_str(), const_cast<char *const *>(argv));
+        _exit(126);
+    }
+    CHECK(pthread_sigmask(SIG_SETMASK, &old, nullptr) == 0);
+    CHECK(pid > 0);
+    close(report[1]);
+    if (report_fd != report[1]) close(report_fd);
+    out[1] = close_fd(out[1]);
+    close(plan_fd);
+
+    CHECK_INT(barrier_set_role(&b, BARRIER_PARENT), ==, 0);
+    res.parent_sync = barrier_wait_next_timeout(&b, watchdog_usec());
+    if (res.parent_sync == 1) CHECK(barrier_place(&b));
+    if (setup.capture) res.out = read_all(out[0]);
+    CHECK_STR(read_all(report[0]), "");
+    res.exit_code = reap(pid);
+    res.step = status->step;
+    res.fail_step = status->fail_step;
+    res.fail_errno = status->fail_errno;
+
+    close_fd(out[0]);
+    close(report[0]);
+    close(status_fd);
+    munmap(map, sizeof(SpawnStatus));
+    barrier_destroy(&b);
+    return res;
+}
+
+/* A plan for options, as the trampoline writes it. */
+std::vector<uint8_t> plan_bytes(const IpcbSpawnOptions &o, const PlanContext &context) {
+    PlanStorage storage;
+    SpawnPlan plan;
+    IpcbSpawnError error;
+    CHECK_INT(ipcbarrier::detail::plan_compile(&o, context, &storage, &plan, &error), ==, 0);
+    std::vector<HandedFd> handed;
+    CHECK_INT(ipcbarrier::detail::plan_handed_fds(plan, &handed), ==, 0);
+    std::vector<uint8_t> bytes;
+    CHECK_INT(ipcbarrier::detail::plan_write(plan, handed, &bytes), ==, 0);
+    return bytes;
+}
+
+/* The helper takes the start over and executes the program: with
+ * IPCB_SPAWN_KEEP_FDS, the program gets what the caller let it inherit and
+ * what the plan maps, and not the caller's close-on-exec fd that the plan
+ * maps (which the helper got with close-on-exec cleared). */
+void test_helper_runs() {
+    int inherited = open_inheritable_null();
+    int mapped = -1;
+    HelperSetup setup;
+    setup.capture = true;
+    HelperOutcome r = run_helper(setup, [&](const PlanContext &context, int out) {
+        static const char *argv[] = {g_inspect.c_str(), nullptr};
+        IpcbSpawnOptions o = inspect_options(argv);
+        mapped = out;
+        IpcbSpawnFd fds[] = {{1, out}};
+        o.fds = fds;
+        o.n_fds = 1;
+        o.flags = IPCB_SPAWN_KEEP_FDS;
+        return plan_bytes(o, context);
+    });
+    CHECK_INT(r.exit_code, ==, 0);
+    CHECK_INT(r.parent_sync, ==, 1);
+    CHECK_INT(r.fail_step, ==, IPCB_STEP_NONE);
+    CHECK_INT(r.step, ==, IPCB_STEP_EXEC);
+    Outcome parsed;
+    parsed.out = r.out;
+    parse(&parsed);
+    /* Besides whatever the test process inherited itself. */
+    std::vector<std::pair<int, bool>> fds = fd_list(parsed);
+    auto has = [&fds](int fd) {
+        return std::find(fds.begin(), fds.end(), std::pair(fd, false)) != fds.end();
+    };
+    CHECK(has(0) && has(1) && has(2) && has(inherited));
+    CHECK(mapped > 2 && !has(mapped));
+    close(inherited);
+}
+
+/* The helper refuses what it is given: IPCB_STEP_HELPER with the errno,
+ * exit status 127, and the parent learns it at the barrier (the helper's
+ * end of it closes) without the program ever running. */
+void expect_helper_refused(const HelperOutcome &r, int err) {
+    CHECK_INT(r.exit_code, ==, 127);
+    CHECK_INT(r.fail_step, ==, IPCB_STEP_HELPER);
+    CHECK_INT(r.fail_errno, ==, err);
+    CHECK_INT(r.step, ==, IPCB_STEP_HELPER);
+    CHECK_INT(r.parent_sync, ==, 0);
+}
+
+std::vector<uint8_t> true_plan(const PlanContext &context, int) {
+    static const char *argv[] = {"/bin/true", nullptr};
+    return plan_bytes(inspect_options(argv), context);
+}
+
+struct HelperRefusal {
+    const char *name;
+    HelperSetup setup;
+    /* changes the plan's bytes */
+    void (*mutate)(std::vector<uint8_t> *bytes);
+    int err;
+};
+
+const HelperRefusal helper_refusals[] = {
+    {"not-a-plan", {}, [](std::vector<uint8_t> *b) { b->assign(40, 'x'); }, EBADMSG},
+    {"truncated", {}, [](std::vector<uint8_t> *b) { b->pop_back(); }, EBADMSG},
+    {"other-version", {}, [](std::vector<uint8_t> *b) { (*b)[8] = 9; }, EPROTONOSUPPORT},
+    {"empty", {}, [](std::vector<uint8_t> *b) { b->clear(); }, EBADMSG},
+    {"unsealed", {.unsealed = true}, nullptr, EBADFD},
+    {"report-not-a-pipe", {.report_not_pipe = true}, nullptr, EBADFD},
+    {"record-for-another-process", {.record_of_parent = true}, nullptr, ESRCH},
+    {"not-a-record", {.bad_record = true}, nullptr, EINVAL},
+};
+
+void test_helper_refuses(const void *data) {
+    const auto *c = static_cast<const HelperRefusal *>(data);
+    HelperOutcome r = run_helper(c->setup, [c](const PlanContext &context, int out) {
+        std::vector<uint8_t> bytes = true_plan(context, out);
+        if (c->mutate) c->mutate(&bytes);
+        return bytes;
+    });
+    expect_helper_refused(r, c->err);
+}
+
+/* A caller fd the plan maps is gone in the helper: EBADF, before the plan
+ * runs. */
+void test_helper_refuses_closed_fd() {
+    int fd = open_cloexec_null();
+    HelperSetup setup;
+    setup.close_in_child = fd;
+    HelperOutcome r = run_helper(setup, [fd](const PlanContext &context, int) {
+        static const char *argv[] = {"/bin/true", nullptr};
+        IpcbSpawnOptions o = inspect_options(argv);
+        IpcbSpawnFd fds[] = {{3, fd}};
+        o.fds = fds;
+        o.n_fds = 1;
+        return plan_bytes(o, context);
+    });
+    close(fd);
+    expect_helper_refused(r, EBADF);
+}
+
+/* Arguments it does not know: nothing to report to (for all it knows),
+ * so it ends with 127 and leaves the status alone. */
+void test_helper_refuses_arguments() {
+    HelperSetup setup;
+    setup.bad_arguments = true;
+    HelperOutcome r = run_helper(setup, true_plan);
+    CHECK_INT(r.exit_code, ==, 127);
+    CHECK_INT(r.fail_step, ==, IPCB_STEP_NONE);
+    CHECK_INT(r.parent_sync, ==, 0);
+}
+
+/* IPCBARRIER_EXEC_HELPER names the helper, but not in a secure context:
+ * spawn-helper-probe prints the helper the library would use and whether
+ * it runs in one. It is started as is (the override wins), and as a
+ * set-user-ID copy owned by nobody, which the kernel starts in a secure
+ * context (the installed helper wins). Needs root, to give the copy away,
+ * and a file system that honours set-user-ID. */
+void test_helper_override_secure() {
+    const char *probe = g_getenv("IPCBARRIER_TEST_HELPER_PROBE");
+    g_assert_nonnull(probe);
+    const char *override_path = "/nonexistent/ipcbarrier-test-helper";
+    auto run_probe = [&](const char *program, std::string *ret) {
+        const char *argv[] = {program, nullptr};
+        gchar **env =
+            g_environ_setenv(g_get_environ(), "IPCBARRIER_EXEC_HELPER", override_path, TRUE);
+        gchar *out = nullptr;
+        gint wait_status = 0;
+        GError *error = nullptr;
+        g_assert_true(g_spawn_sync(nullptr, const_cast<gchar **>(argv), env, G_SPAWN_DEFAULT,
+                                   nullptr, nullptr, &out, nullptr, &wait_status, &error));
+        g_assert_no_error(error);
+        g_assert_true(g_spawn_check_wait_status(wait_status, nullptr));
+        *ret = out;
+        g_free(out);
+        g_strfreev(env);
+    };
+    std::string plain;
+    run_probe(probe, &plain);
+    CHECK_STR(plain, std::string("secure=0\nhelper=") + override_path + "\n");
+
+    if (geteuid() != 0) {
+        g_test_skip("needs root to make a set-user-ID copy owned by another user");
+        return;
+    }
+    std::string copy = g_dir + "/probe";
+    gchar *contents = nullptr;
+    gsize size = 0;
+    g_assert_true(g_file_get_contents(probe, &contents, &size, nullptr));
+    g_assert_true(g_file_set_contents(copy.c_str(), contents, static_cast<gssize>(size), nullptr));
+    g_free(contents);
+    g_assert_cmpint(chown(copy.c_str(), 65534, 65534), ==, 0);
+    g_assert_cmpint(chmod(copy.c_str(), 04755), ==, 0);
+    std::string secure;
+    run_probe(copy.c_str(), &secure);
+    g_unlink(copy.c_str());
+    if (secure.rfind("secure=0\n", 0) == 0) {
+        g_test_skip("the scratch directory's file system ignores set-user-ID");
+        return;
+    }
+    CHECK(secure.rfind("secure=1\nhelper=/", 0) == 0);
+    CHECK(secure.find(override_path) == std::string::npos);
+    CHECK(secure.size() > strlen("/ipcbarrier-exec-helper\n"));
+    CHECK_STR(secure.substr(secure.size() - strlen("/ipcbarrier-exec-helper\n")),
+              "/ipcbarrier-exec-helper\n");
+}
+
 /* ---- registration ---- */
 
 const RunCase run_cases[] = {
@@ -2109,6 +2427,12 @@ int main(int argc, char **argv) {
     }
     g_inspect = real;
     free(real);
+    const char *helper = g_getenv("IPCBARRIER_EXEC_HELPER");
+    if (!helper) {
+        g_printerr("the trampoline's helper not found: set IPCBARRIER_EXEC_HELPER\n");
+        return EXIT_FAILURE;
+    }
+    g_helper = helper;
     g_setenv("SPAWN_PLAN_INHERITED", "yes", TRUE);
     make_dir();
 
@@ -2183,6 +2507,14 @@ int main(int argc, char **argv) {
     test_add_fd_checked("/spawn-plan/format/prefixes", test_format_prefixes);
     test_add_fd_checked("/spawn-plan/format/bit-flips", test_format_bit_flips);
     test_add_fd_checked("/spawn-plan/format/refusals", test_format_refusals);
+    test_add_fd_checked("/spawn-plan/helper/runs", test_helper_runs);
+    for (const HelperRefusal &c : helper_refusals) {
+        std::string name = std::string("/spawn-plan/helper/refuses/") + c.name;
+        test_add_data_fd_checked(name.c_str(), &c, test_helper_refuses);
+    }
+    test_add_fd_checked("/spawn-plan/helper/refuses/closed-fd", test_helper_refuses_closed_fd);
+    test_add_fd_checked("/spawn-plan/helper/refuses/arguments", test_helper_refuses_arguments);
+    test_add_fd_checked("/spawn-plan/helper/override-secure", test_helper_override_secure);
 
     int r = g_test_run();
     remove_dir();

@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* spawn: ipcb_spawn() and the process handle through the public API, on
- * the vfork and the fork path from one table where a case applies to
- * both: success, the exact step and errno of a failed start, setup
- * failures that abort the other side, readiness, the pre-exec deadline,
- * signals, running out of fds at each creation point, and many starts
- * from a parent whose other threads allocate and fork meanwhile. Every
- * case checks that no child of the test is left, zombie or not, and (with
- * test_add_fd_checked()) that no fd is.
+ * the vfork, trampoline and fork paths from one table that says which
+ * paths a case applies to: success, the exact step and errno of a failed
+ * start, setup failures that abort the other side, readiness, the pre-exec
+ * deadline, signals, running out of fds at each creation point, and many
+ * starts from a parent whose other threads allocate and fork meanwhile.
+ * Every case checks that no child of the test is left, zombie or not, and
+ * (with test_add_fd_checked()) that no fd is.
  *
  * The program started is spawn-inspect (IPCBARRIER_SPAWN_INSPECT, set by
  * the Meson test environment), which prints what it sees of its process,
- * or a system program where only its life matters. */
+ * or a system program where only its life matters. The trampoline path's
+ * helper is the build tree's (IPCBARRIER_EXEC_HELPER). The library opens
+ * the helper when it is loaded and keeps it open, so the cases about
+ * opening the helper run in a fresh process: the test binary executed
+ * again with --fresh=CASE. */
 
 #include <atomic>
 #include <cerrno>
@@ -91,10 +95,32 @@ const char *inspect_path() {
     return path;
 }
 
+const char *helper_path() {
+    const char *path = getenv("IPCBARRIER_EXEC_HELPER");
+    if (!path) g_error("IPCBARRIER_EXEC_HELPER is not set: run the tests with meson test");
+    return path;
+}
+
+const char *method_name(IpcbSpawnMethod method) {
+    switch (method) {
+        case IPCB_METHOD_VFORK:
+            return "vfork";
+        case IPCB_METHOD_TRAMPOLINE:
+            return "trampoline";
+        case IPCB_METHOD_FORK:
+            return "fork";
+        default:
+            return "auto";
+    }
+}
+
 /* Whether this case cannot run here: valgrind cannot run a child that
  * shares the caller's memory (clone(CLONE_VM)), so the library takes the
  * fork path there instead, which the fork cases cover; the ASan/UBSan
- * build covers the vfork path. */
+ * build covers the vfork path. The trampoline path runs under valgrind as
+ * it is (its child shares nothing with the caller but the status page, a
+ * MAP_SHARED memfd); valgrind checks the caller's side, and the helper
+ * runs natively (valgrind does not follow execve()). */
 bool skip_method(IpcbSpawnMethod method) {
     if (method == IPCB_METHOD_VFORK && TEST_UNDER_VALGRIND()) {
         g_test_skip(
@@ -228,16 +254,20 @@ struct ParentSetup {
     pid_t pid = 0;
     int pidfd = -1;
     bool pidfd_worked = false;
-    int wait_fd = -1; /* wait for a byte on it first, if >= 0 */
-    int result = 0;   /* what to return */
+    int wait_fd = -1;  /* wait for a byte on it first, if >= 0 */
+    int close_fd = -1; /* close it first, if >= 0 */
+    int eof_fd = -1;   /* then wait for its EOF, if >= 0 */
+    int result = 0;    /* what to return */
     bool kill_child = false;
-    bool wait_child_end = false;   /* wait until the child has ended (not reaping it) */
-    uint64_t block_until_usec = 0; /* CLOCK_MONOTONIC (g_get_monotonic_time) */
+    bool wait_child_end = false; /* wait until the child has ended (not reaping it) */
+    uint64_t block_for_usec = 0; /* counted from the call, which comes after
+                                  * the start (and its deadline) began */
     int calls = 0;
 };
 
 int parent_setup(const IpcbSpawnChild *child, void *userdata) {
     auto *s = static_cast<ParentSetup *>(userdata);
+    const uint64_t until = static_cast<uint64_t>(g_get_monotonic_time()) + s->block_for_usec;
     s->calls++;
     s->pid = child->pid;
     s->pidfd = child->pidfd;
@@ -248,6 +278,8 @@ int parent_setup(const IpcbSpawnChild *child, void *userdata) {
         char c;
         g_assert_cmpint(read(s->wait_fd, &c, 1), ==, 1);
     }
+    if (s->close_fd >= 0) s->close_fd = ipcbarrier::safe_close(s->close_fd);
+    if (s->eof_fd >= 0) ASSERT_STR(read_all(s->eof_fd), "");
     if (s->kill_child) g_assert_cmpint(kill(child->pid, SIGKILL), ==, 0);
     if (s->wait_child_end) {
         siginfo_t si;
@@ -256,8 +288,7 @@ int parent_setup(const IpcbSpawnChild *child, void *userdata) {
     }
     /* The time it takes: until the deadline has passed, however long the
      * machine takes to get there. */
-    while (static_cast<uint64_t>(g_get_monotonic_time()) < s->block_until_usec)
-        (void)poll(nullptr, 0, 5);
+    while (static_cast<uint64_t>(g_get_monotonic_time()) < until) (void)poll(nullptr, 0, 5);
     return s->result;
 }
 
@@ -295,6 +326,10 @@ int callback_forks_and_blocks(void *) {
 /* Tells the parent it passed its own setup. */
 int callback_reports(void *) {
     return write(CALLBACK_FD, "c", 1) == 1 ? 0 : -errno;
+}
+
+int callback_reports_nothing(void *) {
+    return 0;
 }
 
 /* The pre-exec deadline of the cases that let it expire: long enough for
@@ -463,8 +498,9 @@ void case_kill_group_without_group(IpcbSpawnMethod method) {
     assert_exits(&start.process, 0);
 }
 
-/* Cases for the fork path (a parent setup, a child callback or readiness
- * make AUTO choose it, and the vfork path refuses them). */
+/* Cases for the trampoline and fork paths (a parent setup or readiness
+ * make AUTO choose the trampoline, a child callback the fork path, and the
+ * vfork path refuses them). */
 
 /* The parent setup gets the pid and a working pidfd while the child
  * waits, and the start succeeds after it. */
@@ -485,19 +521,30 @@ void case_parent_setup_runs(IpcbSpawnMethod method) {
 
 /* A failing parent setup aborts the start: the child, which got past its
  * own setup and waits at the barrier, never executes (spawn-inspect would
- * print), and the error is the callback's. */
+ * print), and the error is the callback's. On the fork path the child
+ * callback says when the child is past its setup; without one, the child
+ * shows it by closing the fds it does not pass on, which it does just
+ * before it meets the parent: among them an inherited write end, whose
+ * EOF the parent setup waits for once it has closed its own copy. */
 void case_parent_setup_fails(IpcbSpawnMethod method) {
     Start start(method);
     Pipe reached;
     ASSERT_OK(ipcbarrier::pipe_new(PipeMode::blocking, &reached));
-    start.map_fd(CALLBACK_FD, reached.write_end.get());
-    start.options.child_callback = callback_reports;
     ParentSetup s;
-    s.wait_fd = reached.read_end.get();
+    if (method == IPCB_METHOD_FORK) {
+        start.map_fd(CALLBACK_FD, reached.write_end.get());
+        start.options.child_callback = callback_reports;
+        s.wait_fd = reached.read_end.get();
+    } else {
+        ASSERT_OK(fd_set_inheritable(reached.write_end.get()));
+        s.close_fd = reached.write_end.release();
+        s.eof_fd = reached.read_end.get();
+    }
     s.result = -EPERM;
     use_parent_setup(&start, &s);
     int r = start.run({inspect_path()});
     reached.write_end.reset();
+    g_assert_cmpint(s.close_fd, ==, -1);
     start.assert_failed(r, IPCB_STEP_PARENT_SETUP, EPERM);
     ASSERT_STR(start.output(), "");
     assert_reaped(s.pid);
@@ -582,8 +629,7 @@ void case_deadline_parent_setup(IpcbSpawnMethod method) {
     Start start(method);
     start.options.setup_timeout_usec = short_deadline_usec();
     ParentSetup s;
-    s.block_until_usec =
-        static_cast<uint64_t>(g_get_monotonic_time()) + start.options.setup_timeout_usec + 1000;
+    s.block_for_usec = start.options.setup_timeout_usec;
     use_parent_setup(&start, &s);
     int r = start.run({inspect_path()});
     start.assert_failed(r, IPCB_STEP_PARENT_SETUP, ETIMEDOUT);
@@ -602,8 +648,7 @@ void case_deadline_parent_setup_child_late(IpcbSpawnMethod method) {
     start.options.setup_timeout_usec = short_deadline_usec();
     ParentSetup s;
     s.wait_fd = reached.read_end.get();
-    s.block_until_usec =
-        static_cast<uint64_t>(g_get_monotonic_time()) + start.options.setup_timeout_usec + 1000;
+    s.block_for_usec = start.options.setup_timeout_usec;
     use_parent_setup(&start, &s);
     int r = start.run({inspect_path()});
     reached.write_end.reset();
@@ -619,8 +664,7 @@ void case_deadline_parent_setup_child_failed(IpcbSpawnMethod method) {
     start.options.setup_timeout_usec = short_deadline_usec();
     ParentSetup s;
     s.wait_child_end = true;
-    s.block_until_usec =
-        static_cast<uint64_t>(g_get_monotonic_time()) + start.options.setup_timeout_usec + 1000;
+    s.block_for_usec = start.options.setup_timeout_usec;
     use_parent_setup(&start, &s);
     int r = start.run({inspect_path()});
     start.assert_failed(r, IPCB_STEP_CWD, ENOENT);
@@ -715,9 +759,10 @@ void child_emfile(void *arg) {
         CHILD_ASSERT(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD);
     }
     /* The pidfd is the last fd made, when a child exists: it was hit. The
-     * fork path makes the barrier and the report pipe before. */
+     * fork path makes the barrier and the report pipe before, the
+     * trampoline path those and its two memfds. */
     if (c->pidfds) CHILD_ASSERT(failed_in_clone);
-    if (method == IPCB_METHOD_FORK) CHILD_ASSERT(failed_in_prepare);
+    if (method != IPCB_METHOD_VFORK) CHILD_ASSERT(failed_in_prepare);
 }
 
 void case_emfile(IpcbSpawnMethod method) {
@@ -752,7 +797,7 @@ void case_signals_arrive(IpcbSpawnMethod method) {
     Start start(method);
     LongLived cat(&start);
     ParentSetup s;
-    if (method == IPCB_METHOD_FORK) use_parent_setup(&start, &s);
+    if (method != IPCB_METHOD_VFORK) use_parent_setup(&start, &s);
     ASSERT_OK(start.run({"/bin/cat"}));
     cat.in.read_end.reset();
     siginfo_t si;
@@ -774,12 +819,14 @@ void case_signals_arrive(IpcbSpawnMethod method) {
 void case_stress(IpcbSpawnMethod method) {
     const bool under_valgrind = TEST_UNDER_VALGRIND();
     /* 1000 per path with -m slow (CI runs that); fewer by default, so
-     * that the whole suite stays a matter of seconds. */
-    int n = test_slow() ? 1000 : 250;
+     * that the whole suite, three paths of them included, stays a matter
+     * of seconds. */
+    int n = test_slow() ? 1000 : 120;
     /* What these builds look for shows in far fewer starts, and each one
      * costs more: under ASan fork() copies the page tables of its shadow
-     * memory (about 30 ms a start), valgrind runs one thread at a time. */
-    if (TEST_UNDER_ASAN && !test_slow()) n = 100;
+     * memory (about 30 ms a start), and the trampoline's helper starts
+     * the sanitizers' runtime; valgrind runs one thread at a time. */
+    if (TEST_UNDER_ASAN && !test_slow()) n = 60;
     if (under_valgrind) n = 50;
     std::atomic<bool> stop{false};
     std::atomic<long> allocations{0}, forks{0};
@@ -845,39 +892,59 @@ void case_stress(IpcbSpawnMethod method) {
     assert_no_children();
 }
 
+/* The paths a case runs on. */
+enum : unsigned {
+    VFORK = 1u << 0,
+    TRAMPOLINE = 1u << 1,
+    FORK = 1u << 2,
+    ALL = VFORK | TRAMPOLINE | FORK,
+    MEETING = TRAMPOLINE | FORK, /* a parent setup or readiness */
+};
+
 struct Case {
     const char *name;
     void (*fn)(IpcbSpawnMethod method);
-    bool vfork; /* whether it runs on the vfork path too */
+    unsigned paths;
 };
 
 const Case cases[] = {
-    {"success", case_success, true},
-    {"exec-enoent", case_exec_enoent, true},
-    {"exec-eacces", case_exec_eacces, true},
-    {"path-not-found", case_path_not_found, true},
-    {"chdir-fails", case_chdir_fails, true},
-    {"wait-timeout", case_wait_timeout, true},
-    {"kill", case_kill, true},
-    {"kill-group", case_kill_group, true},
-    {"kill-group-without-group", case_kill_group_without_group, true},
-    {"signals-arrive", case_signals_arrive, true},
-    {"emfile", case_emfile, true},
-    {"deadline-stuck-in-step", case_deadline_stuck_in_step, true},
-    {"stress", case_stress, true},
-    {"parent-setup-runs", case_parent_setup_runs, false},
-    {"parent-setup-fails", case_parent_setup_fails, false},
-    {"child-callback-fails", case_child_callback_fails, false},
-    {"child-killed", case_child_killed, false},
-    {"ready", case_ready, false},
-    {"ready-program-exits", case_ready_program_exits, false},
-    {"ready-deadline", case_ready_deadline, false},
-    {"deadline-parent-setup", case_deadline_parent_setup, false},
-    {"deadline-parent-setup-child-late", case_deadline_parent_setup_child_late, false},
-    {"deadline-parent-setup-child-failed", case_deadline_parent_setup_child_failed, false},
-    {"deadline-child-callback", case_deadline_child_callback, false},
-    {"deadline-kills-group", case_deadline_kills_group, false},
+    {"success", case_success, ALL},
+    {"exec-enoent", case_exec_enoent, ALL},
+    {"exec-eacces", case_exec_eacces, ALL},
+    {"path-not-found", case_path_not_found, ALL},
+    {"chdir-fails", case_chdir_fails, ALL},
+    {"wait-timeout", case_wait_timeout, ALL},
+    {"kill", case_kill, ALL},
+    {"kill-group", case_kill_group, ALL},
+    {"kill-group-without-group", case_kill_group_without_group, ALL},
+    {"signals-arrive", case_signals_arrive, ALL},
+    {"emfile", case_emfile, ALL},
+    {"deadline-stuck-in-step", case_deadline_stuck_in_step, ALL},
+    {"stress", case_stress, ALL},
+    {"parent-setup-runs", case_parent_setup_runs, MEETING},
+    {"parent-setup-fails", case_parent_setup_fails, MEETING},
+    {"child-callback-fails", case_child_callback_fails, FORK},
+    {"child-killed", case_child_killed, MEETING},
+    {"ready", case_ready, MEETING},
+    {"ready-program-exits", case_ready_program_exits, MEETING},
+    {"ready-deadline", case_ready_deadline, MEETING},
+    {"deadline-parent-setup", case_deadline_parent_setup, MEETING},
+    {"deadline-parent-setup-child-late", case_deadline_parent_setup_child_late, FORK},
+    {"deadline-parent-setup-child-failed", case_deadline_parent_setup_child_failed, MEETING},
+    {"deadline-child-callback", case_deadline_child_callback, FORK},
+    {"deadline-kills-group", case_deadline_kills_group, FORK},
 };
+
+unsigned path_bit(IpcbSpawnMethod method) {
+    switch (method) {
+        case IPCB_METHOD_VFORK:
+            return VFORK;
+        case IPCB_METHOD_TRAMPOLINE:
+            return TRAMPOLINE;
+        default:
+            return FORK;
+    }
+}
 
 struct CaseRun {
     const Case *c;
@@ -922,7 +989,10 @@ void test_refused() {
         o->method = IPCB_METHOD_VFORK;
         o->flags = IPCB_SPAWN_READY;
     });
-    add("trampoline", -EOPNOTSUPP, [](IpcbSpawnOptions *o) { o->method = IPCB_METHOD_TRAMPOLINE; });
+    add("trampoline with a child callback", -EINVAL, [](IpcbSpawnOptions *o) {
+        o->method = IPCB_METHOD_TRAMPOLINE;
+        o->child_callback = callback_fails;
+    });
     add("unknown method", -EINVAL, [](IpcbSpawnOptions *o) { set_enum_bytes(&o->method, 42); });
     for (const Refused &r : refused) {
         g_test_message("%s", r.what);
@@ -946,10 +1016,11 @@ void test_refused() {
     assert_no_children();
 }
 
-/* AUTO takes the vfork path when it can and the fork path when a side
- * must meet the other; both work (which one ran shows only in cost).
- * Under valgrind, which cannot run a vfork child, the library takes the
- * fork path for the vfork path too, and a start still works. */
+/* AUTO takes the vfork path when it can, the trampoline path when a side
+ * must meet the other, and the fork path for a child callback; all work
+ * (which one ran shows only in cost). Under valgrind, which cannot run a
+ * vfork child, the library takes the fork path for the vfork path and for
+ * AUTO's trampoline too, and a start still works. */
 void test_auto() {
     const char *argv[] = {"/bin/true", nullptr};
     IpcbSpawnOptions o = {};
@@ -973,6 +1044,11 @@ void test_auto() {
     g_assert_cmpint(error.error, ==, 0);
     assert_exits(&p, 0);
     ipcb_process_close(&p);
+    o.child_callback = callback_reports_nothing;
+    ASSERT_OK(ipcb_spawn(&o, &p, &error));
+    g_assert_cmpint(s.calls, ==, 2);
+    assert_exits(&p, 0);
+    ipcb_process_close(&p);
     assert_no_children();
 }
 
@@ -984,6 +1060,7 @@ void test_step_names() {
         {IPCB_STEP_PREPARE, "prepare"},
         {IPCB_STEP_PATH, "PATH search"},
         {IPCB_STEP_CLONE, "clone"},
+        {IPCB_STEP_HELPER, "helper"},
         {IPCB_STEP_CWD, "chdir"},
         {IPCB_STEP_UID, "setresuid"},
         {IPCB_STEP_CHILD_CALLBACK, "child callback"},
@@ -1125,19 +1202,192 @@ void test_cxx_process() {
     assert_no_children();
 }
 
+/* ---- the helper, in a fresh process ---- */
+
+/* The test binary itself, executed again for a case in a fresh process. */
+std::string g_self;
+
+/* In the fresh process: a message on stderr and exit status 1. */
+[[noreturn]] void fresh_fail(const char *what, int r) {
+    fprintf(stderr, "test-spawn --fresh: %s: %d (%s)\n", what, r, r < 0 ? strerror(-r) : "");
+    exit(1);
+}
+
+/* In the fresh process: a start of /bin/true with method (and a parent
+ * setup, if asked), waited for. Returns 0, or the start's -errno with the
+ * error in *ret_error. */
+int fresh_start(IpcbSpawnMethod method, bool with_parent_setup, IpcbSpawnError *ret_error) {
+    const char *argv[] = {"/bin/true", nullptr};
+    IpcbSpawnOptions o = {};
+    o.argv = argv;
+    o.method = method;
+    ParentSetup s;
+    if (with_parent_setup) {
+        o.parent_setup = parent_setup;
+        o.parent_setup_userdata = &s;
+    }
+    IpcbProcess p = IPCB_PROCESS_NULL;
+    int r = ipcb_spawn(&o, &p, ret_error);
+    if (r < 0) return r;
+    siginfo_t si;
+    r = ipcb_process_wait(&p, watchdog_usec(), &si);
+    ipcb_process_close(&p);
+    if (r < 0) fresh_fail("ipcb_process_wait", r);
+    if (si.si_code != CLD_EXITED || si.si_status != 0) fresh_fail("/bin/true failed", 0);
+    if (with_parent_setup && s.calls != 1) fresh_fail("the parent setup did not run", 0);
+    return 0;
+}
+
+void fresh_expect_ok(IpcbSpawnMethod method, bool with_parent_setup, const char *what) {
+    IpcbSpawnError error;
+    int r = fresh_start(method, with_parent_setup, &error);
+    if (r < 0) {
+        char msg[256];
+        (void)ipcb_spawn_error_format(&error, msg, sizeof msg);
+        fprintf(stderr, "test-spawn --fresh: %s: %s\n", what, msg);
+        exit(1);
+    }
+}
+
+void fresh_expect_helper_error(int err, const char *what) {
+    IpcbSpawnError error = {IPCB_STEP_NONE, 0};
+    int r = fresh_start(IPCB_METHOD_TRAMPOLINE, false, &error);
+    if (r != -err) fresh_fail(what, r);
+    if (error.step != IPCB_STEP_HELPER || error.error != err) fresh_fail(what, -error.error);
+}
+
+/* The installed helper is replaced the way a package upgrade replaces it
+ * (a new file renamed over it), before the process first starts anything
+ * and again between starts, then removed: starts go on working, as the
+ * library executes the file it opened when it was loaded. */
+void fresh_replaced(const char *dir) {
+    std::string helper = std::string(dir) + "/helper";
+    std::string next = helper + ".new";
+    auto replace = [&]() {
+        if (!g_file_set_contents(next.c_str(), "not a program\n", -1, nullptr) ||
+            chmod(next.c_str(), 0755) < 0 || rename(next.c_str(), helper.c_str()) < 0)
+            fresh_fail("replacing the helper", -errno);
+    };
+    replace();
+    fresh_expect_ok(IPCB_METHOD_TRAMPOLINE, true, "first start, after a replacement");
+    replace();
+    fresh_expect_ok(IPCB_METHOD_TRAMPOLINE, true, "start after another replacement");
+    fresh_expect_ok(IPCB_METHOD_AUTO, true, "AUTO start after the replacements");
+    if (unlink(helper.c_str()) < 0) fresh_fail("removing the helper", -errno);
+    fresh_expect_ok(IPCB_METHOD_TRAMPOLINE, false, "start after the removal");
+}
+
+/* Without a helper the trampoline fails at its step, and AUTO takes the
+ * fork path instead. */
+void fresh_missing() {
+    fresh_expect_helper_error(ENOENT, "trampoline without a helper");
+    fresh_expect_ok(IPCB_METHOD_AUTO, true, "AUTO without a helper");
+    fresh_expect_helper_error(ENOENT, "trampoline without a helper, again");
+}
+
+/* The process closes every fd it does not know of, the library's helper
+ * among them, and has no fd left for opening it again: a clean -EMFILE at
+ * the helper's step, nothing left open; with more room the library opens
+ * the helper again and the start works. */
+void fresh_emfile() {
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0) fresh_fail("close_range", -errno);
+    int highest = fill_fd_holes();
+    if (highest < 2) fresh_fail("fill_fd_holes", highest);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) fresh_fail("getrlimit", -errno);
+    const rlim_t saved = rl.rlim_cur;
+    rl.rlim_cur = static_cast<rlim_t>(highest + 1);
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) fresh_fail("setrlimit", -errno);
+    FdSnapshot before, after;
+    fd_snapshot(&before);
+    fresh_expect_helper_error(EMFILE, "opening the helper without an fd");
+    fd_snapshot(&after);
+    if (fd_snapshot_diff(&before, &after) >= 0) fresh_fail("an fd was left", 0);
+    rl.rlim_cur = saved;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) fresh_fail("setrlimit", -errno);
+    fresh_expect_ok(IPCB_METHOD_TRAMPOLINE, true, "start with fds");
+}
+
+int run_fresh(const char *what, const char *dir) {
+    if (strcmp(what, "replaced") == 0 && dir)
+        fresh_replaced(dir);
+    else if (strcmp(what, "missing") == 0)
+        fresh_missing();
+    else if (strcmp(what, "emfile") == 0)
+        fresh_emfile();
+    else
+        fresh_fail("unknown case", 0);
+    siginfo_t si;
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0 || errno != ECHILD)
+        fresh_fail("a child was left", 0);
+    return 0;
+}
+
+/* Copies the build tree's helper to dir/helper. */
+std::string copy_helper(const char *dir) {
+    gchar *contents = nullptr;
+    gsize size = 0;
+    g_assert_true(g_file_get_contents(helper_path(), &contents, &size, nullptr));
+    std::string copy = std::string(dir) + "/helper";
+    g_assert_true(g_file_set_contents(copy.c_str(), contents, static_cast<gssize>(size), nullptr));
+    g_free(contents);
+    g_assert_cmpint(chmod(copy.c_str(), 0755), ==, 0);
+    return copy;
+}
+
+/* Runs the fresh-process case what, with IPCBARRIER_EXEC_HELPER naming
+ * helper ("" for the build tree's), in a scratch directory. */
+void run_fresh_case(const char *what, bool copy) {
+    char *dir = g_dir_make_tmp("test-spawn-XXXXXX", nullptr);
+    g_assert_nonnull(dir);
+    std::string helper = copy                           ? copy_helper(dir)
+                         : strcmp(what, "missing") == 0 ? std::string(dir) + "/none"
+                                                        : std::string(helper_path());
+    std::string env = "IPCBARRIER_EXEC_HELPER=" + helper;
+    const char *env_set[] = {env.c_str(), nullptr};
+    std::string mode = std::string("--fresh=") + what;
+    Start start(IPCB_METHOD_VFORK);
+    start.options.env_set = env_set;
+    ASSERT_OK(start.run({g_self.c_str(), mode.c_str(), dir}));
+    assert_exits(&start.process, 0);
+    (void)unlink((std::string(dir) + "/helper").c_str());
+    g_assert_cmpint(rmdir(dir), ==, 0);
+    g_free(dir);
+    assert_no_children();
+}
+
+void test_helper_replaced() {
+    run_fresh_case("replaced", true);
+}
+
+void test_helper_missing() {
+    run_fresh_case("missing", false);
+}
+
+void test_helper_emfile() {
+    run_fresh_case("emfile", false);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
+    if (argc >= 2 && strncmp(argv[1], "--fresh=", 8) == 0)
+        return run_fresh(argv[1] + 8, argc > 2 ? argv[2] : nullptr);
     g_test_init(&argc, &argv, nullptr);
     (void)inspect_path();
+    (void)helper_path();
+    char *self = realpath("/proc/self/exe", nullptr);
+    g_assert_nonnull(self);
+    g_self = self;
+    free(self);
 
     static std::vector<CaseRun> runs;
-    runs.reserve(2 * std::size(cases));
-    for (IpcbSpawnMethod method : {IPCB_METHOD_VFORK, IPCB_METHOD_FORK})
+    runs.reserve(3 * std::size(cases));
+    for (IpcbSpawnMethod method : {IPCB_METHOD_VFORK, IPCB_METHOD_TRAMPOLINE, IPCB_METHOD_FORK})
         for (const Case &c : cases)
-            if (method == IPCB_METHOD_FORK || c.vfork) runs.push_back({&c, method});
+            if (c.paths & path_bit(method)) runs.push_back({&c, method});
     for (const CaseRun &run : runs) {
-        const char *method = run.method == IPCB_METHOD_VFORK ? "vfork" : "fork";
+        const char *method = method_name(run.method);
         /* The stress cases are a suite of their own, which the build runs
          * as a test of its own. */
         gchar *path = strcmp(run.c->name, "stress") == 0
@@ -1146,6 +1396,9 @@ int main(int argc, char **argv) {
         test_add_data_fd_checked(path, &run, run_case);
         g_free(path);
     }
+    test_add_fd_checked("/spawn/trampoline/helper-replaced", test_helper_replaced);
+    test_add_fd_checked("/spawn/trampoline/helper-missing", test_helper_missing);
+    test_add_fd_checked("/spawn/trampoline/helper-emfile", test_helper_emfile);
     test_add_fd_checked("/spawn/refused", test_refused);
     test_add_fd_checked("/spawn/auto", test_auto);
     test_add_fd_checked("/spawn/step-names", test_step_names);
