@@ -23,7 +23,7 @@
  *             i32 cgroup_fd   >= 0 with IPCB_SPAWN_CGROUP, else -1
  *             i32 parent_death_signal  0..64
  *             i32 parent_pid  > 0
- *             i32 fd_floor    3..INT_MAX-1, above every child fd
+ *             i32 fd_floor    at least 3, above every child fd
  *             u32 uid, u32 gid
  *             u32 umask       at most 0777
  *   counts    u32 each: argv (>= 1), envp, rlimits, fd moves, kept fds,
