@@ -444,6 +444,29 @@ class UnfinishedChild {
     uint64_t flags_;
 };
 
+/* The caller's progress callback, told of each milestone as it is reached.
+ * Without one a report costs a test of a null pointer. A start that
+ * takes the fork path where the vfork path was chosen (under valgrind)
+ * reports what the vfork path reports: the events must not depend on
+ * how the library had to run it. */
+class Progress {
+  public:
+    Progress(const IpcbSpawnOptions *options, bool meeting) noexcept
+        : callback_(options->progress), userdata_(options->progress_userdata), meeting_(meeting) {}
+
+    void report(IpcbSpawnProgress event, const UnfinishedChild &child) const noexcept {
+        if (!callback_) return;
+        if (!meeting_ && event != IPCB_PROGRESS_SPAWNED && event != IPCB_PROGRESS_EXECUTED) return;
+        const IpcbSpawnChild info = {child.pid(), child.pidfd()};
+        callback_(event, &info, userdata_);
+    }
+
+  private:
+    ipcb_progress_t callback_;
+    void *userdata_;
+    bool meeting_;
+};
+
 /* Gets a pidfd for a child created without one. Returns 0 (the pidfd, or
  * nothing where the kernel has no pidfds, stored in *child) or -errno. */
 int child_open_pidfd(UnfinishedChild *child) noexcept {
@@ -501,7 +524,7 @@ Deadline start_deadline(const IpcbSpawnOptions *options) noexcept {
                                            : Deadline::never();
 }
 
-int spawn_vfork(const IpcbSpawnOptions *options, IpcbProcess *ret,
+int spawn_vfork(const IpcbSpawnOptions *options, const Progress &progress, IpcbProcess *ret,
                 IpcbSpawnError *ret_error) noexcept {
     Deadline deadline = start_deadline(options);
 
@@ -550,6 +573,9 @@ int spawn_vfork(const IpcbSpawnOptions *options, IpcbProcess *ret,
         child.set_pidfd(pidfd);
     else if ((r = child_open_pidfd(&child)) < 0)
         return child.fail(ret_error, IPCB_STEP_CLONE, r);
+    /* The child has executed or ended by now: both reports come after the
+     * fact, and the first comes whichever it was. */
+    progress.report(IPCB_PROGRESS_SPAWNED, child);
 
     /* A child that died before it executed, after the deadline: killed by
      * its timer, in the step it was stuck in. */
@@ -557,6 +583,7 @@ int spawn_vfork(const IpcbSpawnOptions *options, IpcbProcess *ret,
         return child.time_out(ret_error);
     r = child.verdict(ret_error);
     if (r < 0) return r;
+    progress.report(IPCB_PROGRESS_EXECUTED, child);
     child.succeed(ret);
     ret->barrier = Barrier BARRIER_NULL;
     return 0;
@@ -565,9 +592,10 @@ int spawn_vfork(const IpcbSpawnOptions *options, IpcbProcess *ret,
 /* The parent's side once its child exists and holds the write end of the
  * report pipe alone, on the paths with a barrier: the parent setup, the
  * meeting, and the wait for the execve(). */
-int meet_child(const IpcbSpawnOptions *options, Deadline deadline, UnfinishedChild *child,
-               BarrierOwner *barrier, int report_fd, IpcbProcess *ret,
+int meet_child(const IpcbSpawnOptions *options, const Progress &progress, Deadline deadline,
+               UnfinishedChild *child, BarrierOwner *barrier, int report_fd, IpcbProcess *ret,
                IpcbSpawnError *ret_error) noexcept {
+    progress.report(IPCB_PROGRESS_SPAWNED, *child);
     int r = barrier_set_role(barrier->get(), BARRIER_PARENT);
     if (r < 0) return child->fail(ret_error, IPCB_STEP_BARRIER, r);
 
@@ -589,6 +617,7 @@ int meet_child(const IpcbSpawnOptions *options, Deadline deadline, UnfinishedChi
         if (!deadline.infinite() && deadline.remaining_usec() == 0)
             return child->time_out(ret_error, IPCB_STEP_PARENT_SETUP);
     }
+    progress.report(IPCB_PROGRESS_PARENT_SETUP_DONE, *child);
 
     /* First the child's point, then ours: the child cannot go on (and its
      * program, with IPCB_SPAWN_READY, cannot place its readiness point)
@@ -598,8 +627,16 @@ int meet_child(const IpcbSpawnOptions *options, Deadline deadline, UnfinishedChi
     if (r == -ETIMEDOUT) return child->time_out(ret_error);
     if (r < 0) return child->fail(ret_error, IPCB_STEP_BARRIER, r);
     /* r == 0: the child aborted (its failure is in the status) or died; it
-     * ends without executing, and its EOF comes as well. */
-    if (r > 0) (void)barrier_place(barrier->get());
+     * ends without executing, and its EOF comes as well. So does a child
+     * whose point cannot be answered: a failed write closes this side,
+     * which the child sees as an abortion. */
+    if (r > 0) {
+        const bool placed = barrier_place(barrier->get());
+        /* Told only now, so that the callback never holds the child up at
+         * the barrier. */
+        progress.report(IPCB_PROGRESS_CHILD_SETUP_DONE, *child);
+        if (placed) progress.report(IPCB_PROGRESS_SYNCED, *child);
+    }
 
     r = wait_report_eof(report_fd, deadline);
     if (r == -ETIMEDOUT) return child->time_out(ret_error);
@@ -611,6 +648,7 @@ int meet_child(const IpcbSpawnOptions *options, Deadline deadline, UnfinishedChi
         return child->time_out(ret_error);
     r = child->verdict(ret_error);
     if (r < 0) return r;
+    progress.report(IPCB_PROGRESS_EXECUTED, *child);
     child->succeed(ret);
     /* With IPCB_SPAWN_READY the program holds the other side, and the
      * caller waits for its sync point; otherwise nobody needs ours. */
@@ -618,7 +656,7 @@ int meet_child(const IpcbSpawnOptions *options, Deadline deadline, UnfinishedChi
     return 0;
 }
 
-int spawn_fork(const IpcbSpawnOptions *options, IpcbProcess *ret,
+int spawn_fork(const IpcbSpawnOptions *options, const Progress &progress, IpcbProcess *ret,
                IpcbSpawnError *ret_error) noexcept {
     /* The deadline counts from the call: it is for the whole pre-exec
      * phase, compiling the plan included. */
@@ -670,7 +708,8 @@ int spawn_fork(const IpcbSpawnOptions *options, IpcbProcess *ret,
     if (r < 0) return child.fail(ret_error, IPCB_STEP_CLONE, r);
     /* Only the child may hold the write end, or its EOF would never come. */
     report.write_end.reset();
-    return meet_child(options, deadline, &child, &barrier, report.read_end.get(), ret, ret_error);
+    return meet_child(options, progress, deadline, &child, &barrier, report.read_end.get(), ret,
+                      ret_error);
 }
 
 /* What the trampoline's vfork child needs, prepared by the parent: it
@@ -750,8 +789,8 @@ void fd_argument(char *buf, size_t size, const char *name, int fd) noexcept {
     (void)snprintf(buf, size, "--%s=%d", name, fd);
 }
 
-int spawn_trampoline(const IpcbSpawnOptions *options, int helper_fd, IpcbProcess *ret,
-                     IpcbSpawnError *ret_error) noexcept {
+int spawn_trampoline(const IpcbSpawnOptions *options, const Progress &progress, int helper_fd,
+                     IpcbProcess *ret, IpcbSpawnError *ret_error) noexcept {
     Deadline deadline = start_deadline(options);
 
     StatusPage page;
@@ -853,7 +892,8 @@ int spawn_trampoline(const IpcbSpawnOptions *options, int helper_fd, IpcbProcess
     /* As on the fork path, the parent setup runs even for a child that has
      * failed already (here: that could not start the helper); the meeting
      * then fails and the verdict names the child's failure. */
-    return meet_child(options, deadline, &child, &barrier, report.read_end.get(), ret, ret_error);
+    return meet_child(options, progress, deadline, &child, &barrier, report.read_end.get(), ret,
+                      ret_error);
 }
 
 }  // namespace
@@ -896,6 +936,8 @@ int ipcb_spawn(const IpcbSpawnOptions *options, IpcbProcess *ret, IpcbSpawnError
      * which is MAP_SHARED), but would cost fork()'s and the helper's on
      * top: AUTO takes the fork path instead, an explicit trampoline runs
      * as it is. */
+    /* What the chosen path reports, whichever runs it. */
+    const Progress progress(options, path != Path::vfork);
     if (IPCB_UNDER_VALGRIND()) {
         if (path == Path::vfork) path = Path::fork;
         if (path == Path::trampoline && method == IPCB_METHOD_AUTO) path = Path::fork;
@@ -916,14 +958,14 @@ int ipcb_spawn(const IpcbSpawnOptions *options, IpcbProcess *ret, IpcbSpawnError
     int r;
     switch (path) {
         case Path::vfork:
-            r = spawn_vfork(options, ret, ret_error);
+            r = spawn_vfork(options, progress, ret, ret_error);
             break;
         case Path::trampoline:
-            r = spawn_trampoline(options, helper_fd, ret, ret_error);
+            r = spawn_trampoline(options, progress, helper_fd, ret, ret_error);
             break;
         case Path::fork:
         default:
-            r = spawn_fork(options, ret, ret_error);
+            r = spawn_fork(options, progress, ret, ret_error);
             break;
     }
     if (r >= 0 && ret_error) *ret_error = IpcbSpawnError{IPCB_STEP_NONE, 0};

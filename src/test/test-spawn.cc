@@ -3,8 +3,9 @@
  * the vfork, trampoline and fork paths from one table that says which
  * paths a case applies to: success, the exact step and errno of a failed
  * start, setup failures that abort the other side, readiness, the pre-exec
- * deadline, signals, running out of fds at each creation point, and many
- * starts from a parent whose other threads allocate and fork meanwhile.
+ * deadline, the progress events, signals, running out of fds at each
+ * creation point, and many starts from a parent whose other threads
+ * allocate and fork meanwhile.
  * Every case checks that no child of the test is left, zombie or not, and
  * (with test_add_fd_checked()) that no fd is.
  *
@@ -892,6 +893,153 @@ void case_stress(IpcbSpawnMethod method) {
     assert_no_children();
 }
 
+/* Progress */
+
+/* What the progress callback was told, as one line of event names, with
+ * the parent setup's call where it came; and whether every event came in
+ * the calling thread and named one child, whose pidfd was open. */
+struct ProgressLog {
+    std::string events;
+    int calls = 0;
+    pid_t pid = 0;
+    int pidfd = -1;
+    const pid_t thread = gettid();
+    bool same_child = true;
+    bool calling_thread = true;
+    bool pidfd_open = true;
+    int parent_setup_result = 0;
+
+    void add(const char *name) {
+        if (!events.empty()) events += ' ';
+        events += name;
+    }
+};
+
+const char *progress_name(IpcbSpawnProgress event) {
+    switch (event) {
+        case IPCB_PROGRESS_SPAWNED:
+            return "spawned";
+        case IPCB_PROGRESS_PARENT_SETUP_DONE:
+            return "parent-setup-done";
+        case IPCB_PROGRESS_CHILD_SETUP_DONE:
+            return "child-setup-done";
+        case IPCB_PROGRESS_SYNCED:
+            return "synced";
+        case IPCB_PROGRESS_EXECUTED:
+            return "executed";
+        default:
+            return "unknown";
+    }
+}
+
+void log_progress(IpcbSpawnProgress event, const IpcbSpawnChild *child, void *userdata) {
+    auto *log = static_cast<ProgressLog *>(userdata);
+    if (log->calls++ == 0) {
+        log->pid = child->pid;
+        log->pidfd = child->pidfd;
+    }
+    log->same_child &= child->pid == log->pid && child->pidfd == log->pidfd;
+    log->calling_thread &= gettid() == log->thread;
+    log->pidfd_open &= child->pidfd < 0 || fd_is_open(child->pidfd);
+    log->add(progress_name(event));
+}
+
+int parent_setup_logs(const IpcbSpawnChild *, void *userdata) {
+    auto *log = static_cast<ProgressLog *>(userdata);
+    log->add("(parent-setup)");
+    return log->parent_setup_result;
+}
+
+void use_progress(IpcbSpawnOptions *options, ProgressLog *log, bool with_parent_setup) {
+    options->progress = log_progress;
+    options->progress_userdata = log;
+    if (with_parent_setup) {
+        options->parent_setup = parent_setup_logs;
+        options->parent_setup_userdata = log;
+    }
+}
+
+/* The events of a start that succeeds, in order: on the vfork path, which
+ * has no meeting, that the child exists and that it executed; on the
+ * paths that meet, the parent's setup (whose callback runs after the
+ * first), the child's, the meeting and the execution, with or without a
+ * parent setup callback. Each came in the calling thread and named the
+ * child that *ret holds. */
+void case_progress(IpcbSpawnMethod method) {
+    const bool meets = method != IPCB_METHOD_VFORK;
+    for (bool with_parent_setup : {false, true}) {
+        if (with_parent_setup && !meets) continue;
+        Start start(method);
+        ProgressLog log;
+        use_progress(&start.options, &log, with_parent_setup);
+        ASSERT_OK(start.run({inspect_path()}));
+        ASSERT_STR(log.events, !meets ? "spawned executed"
+                               : with_parent_setup
+                                   ? "spawned (parent-setup) parent-setup-done "
+                                     "child-setup-done synced executed"
+                                   : "spawned parent-setup-done child-setup-done synced "
+                                     "executed");
+        g_assert_true(log.same_child);
+        g_assert_true(log.calling_thread);
+        g_assert_true(log.pidfd_open);
+        g_assert_cmpint(log.pid, ==, start.process.pid);
+        g_assert_cmpint(log.pidfd, ==, start.process.pidfd);
+        g_assert_cmpint(atoi(value_of(start.output(), "pid").c_str()), ==, log.pid);
+        assert_exits(&start.process, 0);
+    }
+    assert_no_children();
+}
+
+/* A start that fails before any child exists reports nothing. */
+void case_progress_no_child(IpcbSpawnMethod method) {
+    Start start(method);
+    ProgressLog log;
+    use_progress(&start.options, &log, false);
+    int r = start.run({"ipcbarrier-test-no-such-program"});
+    start.assert_failed(r, IPCB_STEP_PATH, ENOENT);
+    ASSERT_STR(log.events, "");
+}
+
+/* A child whose setup fails: the events stop before "child-setup-done"
+ * (on the vfork path, after "spawned"), and the child they named is
+ * reaped. */
+void case_progress_child_fails(IpcbSpawnMethod method) {
+    Start start(method);
+    ProgressLog log;
+    use_progress(&start.options, &log, false);
+    start.options.cwd = "/nonexistent/ipcbarrier-test-dir";
+    int r = start.run({inspect_path()});
+    start.assert_failed(r, IPCB_STEP_CWD, ENOENT);
+    ASSERT_STR(log.events, method == IPCB_METHOD_VFORK ? "spawned" : "spawned parent-setup-done");
+    assert_reaped(log.pid);
+}
+
+/* A program that cannot be executed: everything but "executed". */
+void case_progress_exec_fails(IpcbSpawnMethod method) {
+    Start start(method);
+    ProgressLog log;
+    use_progress(&start.options, &log, false);
+    start.options.flags = IPCB_SPAWN_NO_PATH_SEARCH;
+    int r = start.run({"/nonexistent/ipcbarrier-test-program"});
+    start.assert_failed(r, IPCB_STEP_EXEC, ENOENT);
+    ASSERT_STR(log.events, method == IPCB_METHOD_VFORK
+                               ? "spawned"
+                               : "spawned parent-setup-done child-setup-done synced");
+    assert_reaped(log.pid);
+}
+
+/* A parent setup that fails: nothing after its call. */
+void case_progress_parent_setup_fails(IpcbSpawnMethod method) {
+    Start start(method);
+    ProgressLog log;
+    log.parent_setup_result = -EPERM;
+    use_progress(&start.options, &log, true);
+    int r = start.run({inspect_path()});
+    start.assert_failed(r, IPCB_STEP_PARENT_SETUP, EPERM);
+    ASSERT_STR(log.events, "spawned (parent-setup)");
+    assert_reaped(log.pid);
+}
+
 /* The paths a case runs on. */
 enum : unsigned {
     VFORK = 1u << 0,
@@ -920,6 +1068,10 @@ const Case cases[] = {
     {"signals-arrive", case_signals_arrive, ALL},
     {"emfile", case_emfile, ALL},
     {"deadline-stuck-in-step", case_deadline_stuck_in_step, ALL},
+    {"progress", case_progress, ALL},
+    {"progress-no-child", case_progress_no_child, ALL},
+    {"progress-child-fails", case_progress_child_fails, ALL},
+    {"progress-exec-fails", case_progress_exec_fails, ALL},
     {"stress", case_stress, ALL},
     {"parent-setup-runs", case_parent_setup_runs, MEETING},
     {"parent-setup-fails", case_parent_setup_fails, MEETING},
@@ -928,6 +1080,7 @@ const Case cases[] = {
     {"ready", case_ready, MEETING},
     {"ready-program-exits", case_ready_program_exits, MEETING},
     {"ready-deadline", case_ready_deadline, MEETING},
+    {"progress-parent-setup-fails", case_progress_parent_setup_fails, MEETING},
     /* The parent's side of a deadline is one code for both paths that
      * meet: the variants run on the fork path. */
     {"deadline-parent-setup", case_deadline_parent_setup, FORK},
@@ -1051,6 +1204,40 @@ void test_auto() {
     g_assert_cmpint(s.calls, ==, 2);
     assert_exits(&p, 0);
     ipcb_process_close(&p);
+    assert_no_children();
+}
+
+/* Without a callback (progress_userdata alone counts for nothing) a start
+ * works as ever. With one, what AUTO chose shows, and only that: the
+ * vfork path's two events, also under valgrind, where the fork path runs
+ * it; all five once a parent setup makes the sides meet. */
+void test_progress_auto() {
+    const char *argv[] = {"/bin/true", nullptr};
+    IpcbProcess p = IPCB_PROCESS_NULL;
+    ProgressLog unused;
+    IpcbSpawnOptions o = {};
+    o.argv = argv;
+    o.progress_userdata = &unused;
+    ASSERT_OK(ipcb_spawn(&o, &p, nullptr));
+    assert_exits(&p, 0);
+    ipcb_process_close(&p);
+    g_assert_cmpint(unused.calls, ==, 0);
+
+    for (bool with_parent_setup : {false, true}) {
+        ProgressLog log;
+        o = {};
+        o.argv = argv;
+        use_progress(&o, &log, with_parent_setup);
+        ASSERT_OK(ipcb_spawn(&o, &p, nullptr));
+        ASSERT_STR(log.events, with_parent_setup ? "spawned (parent-setup) parent-setup-done "
+                                                   "child-setup-done synced executed"
+                                                 : "spawned executed");
+        g_assert_true(log.same_child);
+        g_assert_true(log.calling_thread);
+        g_assert_cmpint(log.pid, ==, p.pid);
+        assert_exits(&p, 0);
+        ipcb_process_close(&p);
+    }
     assert_no_children();
 }
 
@@ -1403,6 +1590,7 @@ int main(int argc, char **argv) {
     test_add_fd_checked("/spawn/trampoline/helper-emfile", test_helper_emfile);
     test_add_fd_checked("/spawn/refused", test_refused);
     test_add_fd_checked("/spawn/auto", test_auto);
+    test_add_fd_checked("/spawn/progress-auto", test_progress_auto);
     test_add_fd_checked("/spawn/step-names", test_step_names);
     test_add_fd_checked("/spawn/error-format", test_error_format);
     test_add_fd_checked("/spawn/process-close", test_process_close);

@@ -99,6 +99,24 @@ typedef int (*ipcb_parent_setup_t)(const IpcbSpawnChild *child, void *userdata);
  * or -errno to make the start fail with IPCB_STEP_CHILD_CALLBACK. */
 typedef int (*ipcb_child_callback_t)(void *userdata);
 
+/* The milestones of a start, in the order the caller learns them; see
+ * "Progress" in ipcb_spawn(3). The vfork path has no meeting: it reports
+ * only IPCB_PROGRESS_SPAWNED and IPCB_PROGRESS_EXECUTED. */
+typedef enum IpcbSpawnProgress {
+    IPCB_PROGRESS_SPAWNED = 0,       /* the child exists: its pid and pidfd are known */
+    IPCB_PROGRESS_PARENT_SETUP_DONE, /* the parent's setup returned success (or there is none) */
+    IPCB_PROGRESS_CHILD_SETUP_DONE,  /* the child finished its setup and reached the barrier */
+    IPCB_PROGRESS_SYNCED,            /* the parent answered: the two sides have met */
+    IPCB_PROGRESS_EXECUTED,          /* the program has been executed */
+    _IPCB_PROGRESS_MAX,
+} IpcbSpawnProgress;
+
+/* Told of each milestone that the start reached, in the calling thread,
+ * never in the child; nothing after a failure. child is valid only during
+ * the call, as for the parent setup. */
+typedef void (*ipcb_progress_t)(IpcbSpawnProgress event, const IpcbSpawnChild *child,
+                                void *userdata);
+
 /* flags: what to do besides the defaults, which are zero so that a
  * designated initializer leaves them on. */
 enum {
@@ -155,6 +173,8 @@ typedef struct IpcbSpawnOptions {
     ipcb_child_callback_t child_callback IPCB_ZERO_;
     void *child_callback_userdata IPCB_ZERO_;
     IpcbSpawnMethod method IPCB_ZERO_;
+    ipcb_progress_t progress IPCB_ZERO_; /* NULL: nobody is told */
+    void *progress_userdata IPCB_ZERO_;
 } IpcbSpawnOptions;
 
 #undef IPCB_ZERO_
