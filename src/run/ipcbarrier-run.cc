@@ -5,8 +5,9 @@
  *
  * Everything that starts, signals and waits is a library call; this file
  * turns the command line into IpcbSpawnOptions, writes the pid file in the
- * parent's setup, forwards signals while it waits, and turns the outcome
- * into an exit status and one line on stderr. */
+ * parent's setup, prints the start's progress with --verbose, forwards
+ * signals while it waits, and turns the outcome into an exit status and one
+ * line on stderr. */
 
 #include <cerrno>
 #include <climits>
@@ -428,9 +429,11 @@ ParseResult resolve_ids(const Config &c, Ids *ret) {
     return {};
 }
 
-/* The parent's setup: the timeline's first events and the pid file. */
+/* The parent's setup, which writes the pid file, and the timeline of the
+ * start, which tells of it. */
 struct ParentSetup {
     const Timeline *timeline = nullptr;
+    const char *command = nullptr;
     const char *pidfile = nullptr;
     bool pidfile_written = false;
     pid_t pid = 0;
@@ -462,17 +465,41 @@ int write_pidfile(const char *path, pid_t pid) {
 int parent_setup(const IpcbSpawnChild *child, void *userdata) {
     auto *s = static_cast<ParentSetup *>(userdata);
     s->pid = child->pid;
-    s->timeline->event("spawned pid %d", static_cast<int>(child->pid));
-    if (s->pidfile) {
-        errno = 0;
-        int r = write_pidfile(s->pidfile, child->pid);
-        if (r < 0) return r;
-        s->pidfile_written = true;
-        s->timeline->event("parent setup done: wrote pid file %s", s->pidfile);
-    } else {
-        s->timeline->event("parent setup done");
-    }
+    errno = 0;
+    int r = write_pidfile(s->pidfile, child->pid);
+    if (r < 0) return r;
+    s->pidfile_written = true;
     return 0;
+}
+
+/* The --verbose timeline of the start, one event for each milestone the
+ * library reports (the vfork path has no meeting, so only the first and
+ * the last). */
+void progress(IpcbSpawnProgress event, const IpcbSpawnChild *child, void *userdata) {
+    const auto *s = static_cast<const ParentSetup *>(userdata);
+    const int pid = static_cast<int>(child->pid);
+    switch (event) {
+        case IPCB_PROGRESS_SPAWNED:
+            s->timeline->event("spawned pid %d", pid);
+            break;
+        case IPCB_PROGRESS_PARENT_SETUP_DONE:
+            if (s->pidfile_written)
+                s->timeline->event("parent setup done: wrote pid file %s", s->pidfile);
+            else
+                s->timeline->event("parent setup done");
+            break;
+        case IPCB_PROGRESS_CHILD_SETUP_DONE:
+            s->timeline->event("child setup done");
+            break;
+        case IPCB_PROGRESS_SYNCED:
+            s->timeline->event("synced");
+            break;
+        case IPCB_PROGRESS_EXECUTED:
+            s->timeline->event("executed %s, pid %d", s->command, pid);
+            break;
+        default:
+            break;
+    }
 }
 
 /* Removes the pid file, if it still names pid (someone may have replaced
@@ -754,12 +781,7 @@ int run(int argc, char **argv) {
     env_set.push_back(nullptr);
     env_unset.push_back(nullptr);
     const char *empty_env[] = {nullptr};
-    ParentSetup setup{&timeline, c.pidfile, false, 0};
-    /* The parent's setup runs where the child meets the parent anyway, so
-     * that the timeline costs no path of its own; the vfork path has no
-     * parent setup. */
-    bool meets =
-        c.pidfile || c.ready || c.method == IPCB_METHOD_FORK || c.method == IPCB_METHOD_TRAMPOLINE;
+    ParentSetup setup{&timeline, c.command[0], c.pidfile, false, 0};
 
     uint64_t flags = 0;
     if (c.keep_fds) flags |= IPCB_SPAWN_KEEP_FDS;
@@ -791,9 +813,13 @@ int run(int argc, char **argv) {
         .cgroup_fd = cgroup_fd.get(),
         .flags = flags,
         .setup_timeout_usec = c.setup_timeout_usec,
-        .parent_setup = meets ? parent_setup : nullptr,
-        .parent_setup_userdata = meets ? &setup : nullptr,
+        .parent_setup = c.pidfile ? parent_setup : nullptr,
+        .parent_setup_userdata = c.pidfile ? &setup : nullptr,
         .method = c.method,
+        /* Only asked for what is printed: a start without it is told
+         * nothing. */
+        .progress = c.verbose ? progress : nullptr,
+        .progress_userdata = c.verbose ? &setup : nullptr,
     };
 
     ipcbarrier::Process process;
@@ -807,7 +833,6 @@ int run(int argc, char **argv) {
     }
     IpcbProcess *p = process.c_process();
     const pid_t pid = p->pid;
-    timeline.event("executed %s, pid %d", c.command[0], static_cast<int>(pid));
 
     Supervisor::Outcome outcome;
     r = supervisor.wait(

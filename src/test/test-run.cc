@@ -545,8 +545,8 @@ void test_status_signal() {
     r = run({"--verbose", "sh", "-c", "kill -KILL $$"});
     g_assert_cmpint(r.status, ==, 128 + SIGKILL);
     std::vector<std::string> events = timeline_events(r.err);
-    g_assert_cmpuint(events.size(), ==, 2);
-    ASSERT_STR(events[1], "was killed by signal 9 (KILL)");
+    g_assert_cmpuint(events.size(), ==, 3);
+    ASSERT_STR(events[2], "was killed by signal 9 (KILL)");
     assert_no_children();
 }
 
@@ -851,12 +851,14 @@ void test_pidfile() {
     g_assert_false(file_exists(pidfile));
     ASSERT_STR(dir.list(), "");
     std::vector<std::string> events = timeline_events(r.err);
-    g_assert_cmpuint(events.size(), ==, 5);
+    g_assert_cmpuint(events.size(), ==, 7);
     g_assert_true(g_str_has_prefix(events[0].c_str(), "spawned pid "));
     ASSERT_STR(events[1], "parent setup done: wrote pid file " + pidfile);
-    g_assert_true(g_str_has_prefix(events[2].c_str(), "executed sh, pid "));
-    ASSERT_STR(events[3], "exited with status 0");
-    ASSERT_STR(events[4], "removed pid file " + pidfile);
+    ASSERT_STR(events[2], "child setup done");
+    ASSERT_STR(events[3], "synced");
+    g_assert_true(g_str_has_prefix(events[4].c_str(), "executed sh, pid "));
+    ASSERT_STR(events[5], "exited with status 0");
+    ASSERT_STR(events[6], "removed pid file " + pidfile);
 
     /* A pid file that names another process by then stays. */
     r = run({"--pidfile=" + pidfile, "sh", "-c", "echo 1 >\"$0\"", pidfile});
@@ -913,15 +915,18 @@ void test_method() {
         ASSERT_STR(value_of(r.out, "argv"), std::string(inspect_path()) + "\x1fx");
         ASSERT_STR(value_of(r.out, "fds"), "0,1,2");
         std::vector<std::string> events = timeline_events(r.err);
-        /* The paths that meet the parent have a parent setup. */
+        /* The paths that meet the parent tell of the meeting; the vfork
+         * path (auto's here, without --pidfile or --ready) has none. */
         bool meets = strcmp(method, "fork") == 0 || strcmp(method, "trampoline") == 0;
-        g_assert_cmpuint(events.size(), ==, meets ? 4 : 2);
+        g_assert_cmpuint(events.size(), ==, meets ? 6 : 3);
         std::string pid = value_of(r.out, "pid");
+        ASSERT_STR(events[0], "spawned pid " + pid);
         if (meets) {
-            ASSERT_STR(events[0], "spawned pid " + pid);
             ASSERT_STR(events[1], "parent setup done");
+            ASSERT_STR(events[2], "child setup done");
+            ASSERT_STR(events[3], "synced");
         }
-        ASSERT_STR(events[meets ? 2 : 0],
+        ASSERT_STR(events[meets ? 4 : 1],
                    std::string("executed ") + inspect_path() + ", pid " + pid);
         ASSERT_STR(events.back(), "exited with status 0");
     }
@@ -943,14 +948,20 @@ void test_ready() {
                    .stdin_from(in.read_end.get())
                    .run();
     g_assert_cmpint(r.status, ==, 0);
-    std::vector<std::string> events = timeline_events(r.err);
-    g_assert_cmpuint(events.size(), ==, 4);
-    ASSERT_STR(events[3], "ready");
     /* It runs on, under the pid it was given. */
     std::string pid_text = read_file(pidfile);
     pid_t pid = atoi(pid_text.c_str());
     g_assert_cmpint(pid, >, 0);
     ASSERT_STR(pid_text, std::to_string(pid) + "\n");
+    /* The whole timeline, each side's setup and the meeting included. */
+    std::vector<std::string> events = timeline_events(r.err);
+    g_assert_cmpuint(events.size(), ==, 6);
+    ASSERT_STR(events[0], "spawned pid " + std::to_string(pid));
+    ASSERT_STR(events[1], "parent setup done: wrote pid file " + pidfile);
+    ASSERT_STR(events[2], "child setup done");
+    ASSERT_STR(events[3], "synced");
+    ASSERT_STR(events[4], "executed sh, pid " + std::to_string(pid));
+    ASSERT_STR(events[5], "ready");
     siginfo_t si;
     memset(&si, 0, sizeof si);
     g_assert_cmpint(waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOHANG | WNOWAIT), ==, 0);
@@ -1006,12 +1017,12 @@ void test_ready_timeout() {
                    .run();
     g_assert_cmpint(r.status, ==, 124);
     std::vector<std::string> events = timeline_events(r.err);
-    g_assert_cmpuint(events.size(), ==, 7);
-    ASSERT_STR(events[3] + "\n",
+    g_assert_cmpuint(events.size(), ==, 9);
+    ASSERT_STR(events[5] + "\n",
                run_error("ready: sh is not ready after --ready-timeout=100ms; terminating it"));
-    ASSERT_STR(events[4], "sent SIGTERM");
-    ASSERT_STR(events[5], "was killed by signal 15 (TERM)");
-    ASSERT_STR(events[6], "removed pid file " + pidfile);
+    ASSERT_STR(events[6], "sent SIGTERM");
+    ASSERT_STR(events[7], "was killed by signal 15 (TERM)");
+    ASSERT_STR(events[8], "removed pid file " + pidfile);
     g_assert_false(file_exists(pidfile));
     assert_no_children();
 }
