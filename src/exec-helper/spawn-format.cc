@@ -6,11 +6,12 @@
 #include <climits>
 #include <cstring>
 #include <iterator>
-#include <new>
 #include <string_view>
 #include <utility>
 
 #include <fcntl.h>
+
+#include "alloc-internal.hh"
 
 namespace ipcbarrier::detail {
 namespace {
@@ -426,7 +427,7 @@ int read_plan(std::span<const uint8_t> data, PlanReadStorage *s, SpawnPlan *p,
 }  // namespace
 
 int plan_handed_fds(const SpawnPlan &plan, std::vector<HandedFd> *ret) noexcept {
-    try {
+    return catch_oom([&plan, ret] {
         std::vector<HandedFd> handed;
         for (int fd : caller_fds(plan)) {
             int flags = fcntl(fd, F_GETFD);
@@ -435,23 +436,17 @@ int plan_handed_fds(const SpawnPlan &plan, std::vector<HandedFd> *ret) noexcept 
         }
         *ret = std::move(handed);
         return 0;
-    } catch (const std::bad_alloc &) {
-        return -ENOMEM;
-    }
+    });
 }
 
 int plan_write(const SpawnPlan &plan, std::span<const HandedFd> handed,
                std::vector<uint8_t> *ret) noexcept {
-    try {
-        return write_plan(plan, handed, ret);
-    } catch (const std::bad_alloc &) {
-        return -ENOMEM;
-    }
+    return catch_oom([&plan, handed, ret] { return write_plan(plan, handed, ret); });
 }
 
 int plan_read(std::span<const uint8_t> data, PlanReadStorage *storage, SpawnPlan *ret_plan,
               std::vector<HandedFd> *ret_handed) noexcept {
-    try {
+    return catch_oom([data, storage, ret_plan, ret_handed] {
         /* Built aside and moved in whole, so that a failure changes
          * nothing; the pointers into each buffer survive the move. */
         PlanReadStorage s;
@@ -463,9 +458,7 @@ int plan_read(std::span<const uint8_t> data, PlanReadStorage *storage, SpawnPlan
         *ret_plan = p;
         *ret_handed = std::move(handed);
         return 0;
-    } catch (const std::bad_alloc &) {
-        return -ENOMEM;
-    }
+    });
 }
 
 }  // namespace ipcbarrier::detail

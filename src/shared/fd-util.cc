@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
-#include <new>
 #include <vector>
 
 #include <dirent.h>
@@ -13,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "alloc-internal.hh"
 #include "fd-util-internal.hh"
 
 namespace ipcbarrier {
@@ -140,13 +140,11 @@ int close_all_fds_sorted(std::span<const int> except) noexcept {
 
 int close_all_fds(std::span<const int> except) noexcept {
     if (is_sorted_ascending(except)) return close_all_fds_sorted(except);
-    try {
+    return detail::catch_oom([except] {
         std::vector<int> sorted(except.begin(), except.end());
         std::sort(sorted.begin(), sorted.end());
         return close_all_fds_sorted(sorted);
-    } catch (const std::bad_alloc &) {
-        return -ENOMEM;
-    }
+    });
 }
 
 int fd_move_above_stdio(int fd) noexcept {
