@@ -4,15 +4,15 @@
  * ipcb_spawn(3). The library's vfork child executes it (by fd, with
  * execveat()) as
  *
- *   ipcbarrier-exec-helper --status-fd=N --plan-fd=N --report-fd=N --barrier=RECORD
+ *   ipcbarrier-exec-helper --status-fd=N --plan-fd=N --report-fd=N --barrier-fds=M,T,P
  *
  * with an empty environment, every signal blocked, and these fds inherited:
  *   status  a memfd holding the SpawnStatus the caller reads (MAP_SHARED);
  *   plan    a sealed memfd holding the plan (spawn-format.hh);
  *   report  the write end of the report pipe, whose EOF tells the caller
  *           that the program was executed or that this process ended;
- *   the child's side of the barrier, described by RECORD (barrier(3)),
- *           which names this process;
+ *   the child's side of a barrier that has just been made: M the eventfd
+ *           it writes, T the one it reads, P the pipe's write end;
  *   the caller's fds that the plan uses, close-on-exec cleared.
  * It takes all of them over, sets close-on-exec on all of them again
  * (the caller's fds back to how the caller had them), rebuilds the plan in
@@ -40,6 +40,8 @@
 
 #include <ipcbarrier/barrier.h>
 
+#include "barrier-internal.hh"
+#include "helper-runtime.hh"
 #include "spawn-format.hh"
 #include "spawn-plan.hh"
 
@@ -55,7 +57,7 @@ struct Arguments {
     int status_fd = -1;
     int plan_fd = -1;
     int report_fd = -1;
-    const char *record = nullptr;
+    int barrier_fds[3] = {-1, -1, -1};
 };
 
 /* Without a status to report to, only a person who ran it by hand can be
@@ -67,6 +69,9 @@ struct Arguments {
     (void)!write(STDERR_FILENO, message, sizeof message - 1);
     _exit(127);
 }
+
+/* The caller's status, once mapped. */
+SpawnStatus *mapped_status;
 
 [[noreturn]] void fail(SpawnStatus *status, int error) {
     status->fail_errno = error;
@@ -87,6 +92,23 @@ bool parse_fd(const char *s, int *ret) {
     return true;
 }
 
+/* "M,T,P": three decimal fd numbers. */
+bool parse_fd_list(const char *s, int (&ret)[3]) {
+    char buf[3][12];
+    for (int i = 0; i < 3; i++) {
+        size_t n = 0;
+        for (; *s >= '0' && *s <= '9'; s++) {
+            if (n + 1 >= sizeof buf[i]) return false;
+            buf[i][n++] = *s;
+        }
+        buf[i][n] = '\0';
+        if (!parse_fd(buf[i], &ret[i])) return false;
+        if (*s != (i < 2 ? ',' : '\0')) return false;
+        s++;
+    }
+    return true;
+}
+
 /* The value of "--name=value" if arg is that option. */
 const char *option(const char *arg, const char *name) {
     size_t n = strlen(name);
@@ -103,8 +125,8 @@ bool parse_arguments(int argc, char **argv, Arguments *ret) {
             if (!parse_fd(v, &ret->plan_fd)) return false;
         } else if ((v = option(argv[i], "--report-fd")) && ret->report_fd < 0) {
             if (!parse_fd(v, &ret->report_fd)) return false;
-        } else if ((v = option(argv[i], "--barrier")) && !ret->record) {
-            ret->record = v;
+        } else if ((v = option(argv[i], "--barrier-fds")) && ret->barrier_fds[0] < 0) {
+            if (!parse_fd_list(v, ret->barrier_fds)) return false;
         } else {
             return false;
         }
@@ -170,7 +192,7 @@ int restore_handed(const std::vector<HandedFd> &handed, const int own[], size_t 
     for (const HandedFd &h : handed) {
         for (size_t i = 0; i < n_own; i++)
             if (own[i] == h.fd) return -EBADFD;
-        if (fcntl(h.fd, F_GETFD) < 0) return -errno;
+        /* Fails with EBADF for an fd the helper did not get. */
         if (fcntl(h.fd, F_SETFD, h.cloexec ? FD_CLOEXEC : 0) < 0) return -errno;
     }
     return 0;
@@ -178,13 +200,19 @@ int restore_handed(const std::vector<HandedFd> &handed, const int own[], size_t 
 
 }  // namespace
 
-int main(int argc, char **argv) {
+void ipcb_helper_fatal(int error) noexcept {
+    if (mapped_status) fail(mapped_status, error);
+    _exit(127);
+}
+
+int ipcb_helper_main(int argc, char **argv) noexcept {
     Arguments args;
     if (!parse_arguments(argc, argv, &args) || args.status_fd < 0 || args.plan_fd < 0 ||
-        args.report_fd < 0 || !args.record)
+        args.report_fd < 0 || args.barrier_fds[0] < 0)
         usage();
     SpawnStatus *status = map_status(args.status_fd);
     if (!status) usage();
+    mapped_status = status;
     status->step = IPCB_STEP_HELPER;
     /* Executed by fd, the process would be named for the fd's number until
      * the program replaces it: a name that says what waits there. */
@@ -202,10 +230,11 @@ int main(int argc, char **argv) {
     r = ipcbarrier::detail::plan_read(bytes, &storage, &plan, &handed);
     if (r < 0) fail(status, -r);
 
-    /* Checks that the fds are the barrier's and the record is ours, and
-     * makes them close-on-exec again. */
+    /* Checks what can be checked of the fds without /proc, and makes them
+     * close-on-exec again. */
     Barrier barrier = BARRIER_NULL;
-    r = barrier_deserialize(&barrier, args.record, 0);
+    r = ipcbarrier::detail::barrier_adopt_child(&barrier, args.barrier_fds[0], args.barrier_fds[1],
+                                                args.barrier_fds[2]);
     if (r < 0) fail(status, -r);
     int own[4];
     int n_own = barrier_get_fds(&barrier, own);
@@ -220,4 +249,9 @@ int main(int argc, char **argv) {
     /* Returns only on failure, which it recorded. */
     ipcbarrier::detail::plan_run(&plan);
     _exit(127);
+}
+
+/* With libc's start-up, where the helper has no runtime of its own. */
+int main(int argc, char **argv) {
+    return ipcb_helper_main(argc, argv);
 }

@@ -70,7 +70,7 @@
  * trampoline path: the fork path's parent with the vfork path's child.
  * The plan is written into a sealed memfd (spawn-format.hh) and the status
  * page is a memfd of its own; the vfork child takes its side of the
- * barrier, writes the barrier's record into the helper's arguments, and
+ * barrier, writes its fd numbers into the helper's arguments, and
  * executes the helper program (exec-helper.cc) by the fd the library keeps
  * open (spawn-helper.hh). The caller is suspended only until then; the
  * helper reads the plan back, runs it and meets the caller, who meanwhile
@@ -713,18 +713,38 @@ int spawn_fork(const IpcbSpawnOptions *options, const Progress &progress, IpcbPr
 }
 
 /* What the trampoline's vfork child needs, prepared by the parent: it
- * only reads this, and writes nothing of the parent's but the record
- * (inside argv) and the status page. */
+ * only reads this, and writes nothing of the parent's but the barrier's
+ * fd numbers (inside argv) and the status page. */
 struct TrampolineChild {
     const Barrier *barrier; /* the parent's, its role not set yet */
     int helper_fd;
-    char *const *argv; /* the helper's */
-    char *record;      /* inside the argument "--barrier=" */
-    size_t record_size;
+    char *const *argv;   /* the helper's */
+    char *barrier_value; /* the value of its argument "--barrier-fds=" */
+    size_t barrier_value_size;
     const int *inherited; /* what the helper inherits: the start's fds, the caller's */
     size_t n_inherited;
     SpawnStatus *status;
 };
+
+/* "A,B,C" of the n fds into buf, async-signal-safe. Returns 0, or
+ * -ENOBUFS if it does not fit. */
+int format_fd_list(char *buf, size_t size, const int *fds, size_t n) noexcept {
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        char digits[12];
+        size_t k = 0;
+        unsigned v = static_cast<unsigned>(fds[i]);
+        do {
+            digits[k++] = static_cast<char>('0' + v % 10);
+            v /= 10;
+        } while (v);
+        if (len + k + 2 > size) return -ENOBUFS;
+        if (i > 0) buf[len++] = ',';
+        while (k > 0) buf[len++] = digits[--k];
+    }
+    buf[len] = '\0';
+    return 0;
+}
 
 /* Gets the vfork child ready for the helper and executes it; returns only
  * on failure, with -errno. The barrier calls may set errno, which is the
@@ -743,15 +763,22 @@ int trampoline_enter(const TrampolineChild *t) noexcept {
      * that had 0-2 closed when it made the barrier may hold its fds. */
     r = barrier_move_fds(&b, STDERR_FILENO + 1);
     if (r < 0) return r;
+    /* The helper takes the child's side over from its three fds, which it
+     * knows to be a fresh barrier's: not from a record (barrier(3)), whose
+     * checks ask /proc about each fd on both sides of execve(), a cost
+     * every start would pay. */
+    int fds[3];
+    r = barrier_get_fds(&b, fds);
+    if (r < 0) return r;
+    r = format_fd_list(t->barrier_value, t->barrier_value_size, fds, 3);
+    if (r < 0) return r;
     /* Everything the helper needs must survive execve(); the helper makes
      * all of it close-on-exec again. */
-    for (size_t i = 0; i < t->n_inherited; i++) {
-        long k = ipcbarrier::detail::raw_syscall(SYS_fcntl, t->inherited[i], F_SETFD, 0);
+    for (size_t i = 0; i < t->n_inherited + 3; i++) {
+        int fd = i < t->n_inherited ? t->inherited[i] : fds[i - t->n_inherited];
+        long k = ipcbarrier::detail::raw_syscall(SYS_fcntl, fd, F_SETFD, 0);
         if (k < 0) return static_cast<int>(k);
     }
-    /* Names this process, which the helper will be: execve() keeps the pid. */
-    r = barrier_serialize(&b, t->record, t->record_size);
-    if (r < 0) return r;
     char *const envp[] = {nullptr};
     return static_cast<int>(ipcbarrier::detail::raw_syscall(SYS_execveat, t->helper_fd, "", t->argv,
                                                             envp, AT_EMPTY_PATH));
@@ -837,16 +864,17 @@ int spawn_trampoline(const IpcbSpawnOptions *options, const Progress &progress, 
     fd_argument(status_arg, sizeof status_arg, "status-fd", page.fd());
     fd_argument(plan_arg, sizeof plan_arg, "plan-fd", plan_fd.get());
     fd_argument(report_arg, sizeof report_arg, "report-fd", report.write_end.get());
-    static constexpr char kRecordOption[] = "--barrier=";
-    char record_arg[sizeof kRecordOption - 1 + BARRIER_RECORD_MAX] = {};
-    std::memcpy(record_arg, kRecordOption, sizeof kRecordOption - 1);
+    static constexpr char kBarrierOption[] = "--barrier-fds=";
+    /* Three fd numbers of up to 10 digits, two commas and the NUL. */
+    char barrier_arg[sizeof kBarrierOption - 1 + 3 * 10 + 2 + 1] = {};
+    std::memcpy(barrier_arg, kBarrierOption, sizeof kBarrierOption - 1);
     char helper_name[] = "ipcbarrier-exec-helper";
-    char *const argv[] = {helper_name, status_arg, plan_arg, report_arg, record_arg, nullptr};
+    char *const argv[] = {helper_name, status_arg, plan_arg, report_arg, barrier_arg, nullptr};
     const TrampolineChild t = {barrier.get(),
                                helper_fd,
                                argv,
-                               record_arg + sizeof kRecordOption - 1,
-                               BARRIER_RECORD_MAX,
+                               barrier_arg + sizeof kBarrierOption - 1,
+                               sizeof barrier_arg - (sizeof kBarrierOption - 1),
                                inherited.data(),
                                inherited.size(),
                                status};

@@ -856,3 +856,38 @@ int barrier_deserialize_env(Barrier *ret, const char *name) {
 }
 
 }  // extern "C"
+
+namespace ipcbarrier::detail {
+
+int barrier_adopt_child(Barrier *ret, int me, int them, int pipe_write) noexcept {
+    if (me == them || me == pipe_write || them == pipe_write) return -EBADFD;
+    /* One F_GETFL each tells whether it is open, and how; an fd that
+     * survived execve() is not close-on-exec. */
+    const int fds[3] = {me, them, pipe_write};
+    for (int fd : fds) {
+        if (fd <= STDERR_FILENO) return -EBADFD;
+        int flags = fcntl(fd, F_GETFL);
+        if (flags < 0) return -EBADF;
+        bool usable = fd == pipe_write ? (flags & O_ACCMODE) == O_WRONLY
+                                       : (flags & O_ACCMODE) == O_RDWR && (flags & O_NONBLOCK) != 0;
+        if (!usable || (flags & O_PATH)) return -EBADFD;
+    }
+    struct stat st;
+    if (fstat(pipe_write, &st) < 0) return -errno;
+    if (!S_ISFIFO(st.st_mode)) return -EBADFD;
+
+    Barrier b BARRIER_NULL;
+    b.me = me;
+    b.them = them;
+    b.pipe[1] = pipe_write;
+    for (int i = 0; i < 3; i++)
+        if (fcntl(fds[i], F_SETFD, FD_CLOEXEC) < 0) {
+            int r = -errno;
+            while (i-- > 0) (void)fcntl(fds[i], F_SETFD, 0);
+            return r;
+        }
+    *ret = b;
+    return 0;
+}
+
+}  // namespace ipcbarrier::detail

@@ -2007,13 +2007,18 @@ std::string g_helper;
 /* How the helper is started: the plan's bytes, and what is wrong with
  * what it gets besides. */
 struct HelperSetup {
-    bool unsealed = false;         /* the plan memfd not sealed */
-    bool report_not_pipe = false;  /* /dev/null as the report fd */
-    bool record_of_parent = false; /* a record serialized for another pid */
-    bool bad_record = false;       /* not a record */
-    bool bad_arguments = false;    /* an unknown option */
-    int close_in_child = -1;       /* an fd closed before the helper starts */
-    bool capture = false;          /* child fd 1 is a pipe read into out */
+    bool unsealed = false;        /* the plan memfd not sealed */
+    bool report_not_pipe = false; /* /dev/null as the report fd */
+    /* The barrier's fds as the helper is told of them: */
+    enum class BarrierFds {
+        as_is,         /* the eventfd written, the one read, the pipe's write end */
+        swapped,       /* the pipe end first, the eventfd written last */
+        repeated,      /* one eventfd twice */
+        not_inherited, /* the eventfd read left close-on-exec */
+    } barrier_fds = BarrierFds::as_is;
+    bool bad_arguments = false; /* an unknown option */
+    int close_in_child = -1;    /* an fd closed before the helper starts */
+    bool capture = false;       /* child fd 1 is a pipe read into out */
 };
 
 struct HelperOutcome {
@@ -2068,7 +2073,7 @@ HelperOutcome run_helper(const HelperSetup &setup, MakePlan make_plan) {
         (void)ipcbarrier::detail::plan_read(bytes, &storage, &plan, &handed);
     }
 
-    char record_arg[16 + BARRIER_RECORD_MAX] = "--barrier=";
+    char barrier_arg[64] = "--barrier-fds=";
     std::string status_arg = "--status-fd=" + std::to_string(status_fd);
     std::string plan_arg = "--plan-fd=" + std::to_string(plan_fd);
     std::string report_arg = "--report-fd=" + std::to_string(report_fd);
@@ -2076,7 +2081,7 @@ HelperOutcome run_helper(const HelperSetup &setup, MakePlan make_plan) {
                           status_arg.c_str(),
                           plan_arg.c_str(),
                           setup.bad_arguments ? "--unknown=1" : report_arg.c_str(),
-                          record_arg,
+                          barrier_arg,
                           nullptr};
 
     sigset_t all, old;
@@ -2086,20 +2091,27 @@ HelperOutcome run_helper(const HelperSetup &setup, MakePlan make_plan) {
     if (pid == 0) {
         (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (barrier_set_role(&b, BARRIER_CHILD) < 0) _exit(126);
-        char record[BARRIER_RECORD_MAX];
-        if (barrier_serialize(&b, record, sizeof record) < 0) _exit(126);
-        char *pid_at = strstr(record, " pid=");
-        char *after_pid = pid_at ? strchr(pid_at + 1, ' ') : nullptr;
-        if (!after_pid) _exit(126);
-        if (setup.bad_record)
-            strcpy(record_arg + 10, "ipcbarrier2 pid=1");
-        else if (setup.record_of_parent)
-            /* The same barrier, but the record names the test process. */
-            snprintf(record_arg + 10, BARRIER_RECORD_MAX, "%.*s pid=%d%s",
-                     static_cast<int>(pid_at - record), record, static_cast<int>(getppid()),
-                     after_pid);
-        else
-            strcpy(record_arg + 10, record);
+        int fds[3];
+        if (barrier_get_fds(&b, fds) != 3) _exit(126);
+        for (int fd : fds)
+            if (fd_set_inheritable(fd) < 0) _exit(126);
+        using BarrierFds = HelperSetup::BarrierFds;
+        if (setup.barrier_fds == BarrierFds::swapped) std::swap(fds[0], fds[2]);
+        if (setup.barrier_fds == BarrierFds::repeated) fds[1] = fds[0];
+        if (setup.barrier_fds == BarrierFds::not_inherited &&
+            fcntl(fds[1], F_SETFD, FD_CLOEXEC) < 0)
+            _exit(126);
+        /* "M,T,P", without stdio in the child. */
+        char *end = barrier_arg + strlen(barrier_arg);
+        for (int i = 0; i < 3; i++) {
+            char digits[12];
+            int n = 0;
+            for (int v = fds[i]; n == 0 || v > 0; v /= 10)
+                digits[n++] = static_cast<char>('0' + v % 10);
+            if (i > 0) *end++ = ',';
+            while (n > 0) *end++ = digits[--n];
+        }
+        *end = '\0';
         for (int fd : {status_fd, plan_fd, report_fd})
             if (fd_set_inheritable(fd) < 0) _exit(126);
         for (const HandedFd &h : handed)
@@ -2219,8 +2231,12 @@ const HelperRefusal helper_refusals[] = {
     {"empty", {}, [](std::vector<uint8_t> *b) { b->clear(); }, EBADMSG},
     {"unsealed", {.unsealed = true}, nullptr, EBADFD},
     {"report-not-a-pipe", {.report_not_pipe = true}, nullptr, EBADFD},
-    {"record-for-another-process", {.record_of_parent = true}, nullptr, ESRCH},
-    {"not-a-record", {.bad_record = true}, nullptr, EINVAL},
+    {"barrier-fds-swapped", {.barrier_fds = HelperSetup::BarrierFds::swapped}, nullptr, EBADFD},
+    {"barrier-fd-repeated", {.barrier_fds = HelperSetup::BarrierFds::repeated}, nullptr, EBADFD},
+    {"barrier-fd-not-inherited",
+     {.barrier_fds = HelperSetup::BarrierFds::not_inherited},
+     nullptr,
+     EBADF},
 };
 
 void test_helper_refuses(const void *data) {
