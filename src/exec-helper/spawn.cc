@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ipcbarrier/spawn.h>
 
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -256,35 +257,52 @@ class ChildStack {
         if (!base_) return;
 #ifdef IPCB_ASAN
         /* The child executed (or ended) inside instrumented frames that
-         * never returned, so their red zones are still poisoned; a later
-         * mapping at the same address must not inherit them. */
-        ASAN_UNPOISON_MEMORY_REGION(base_, size_);
+         * never returned, so their red zones are still poisoned; the next
+         * start that uses this memory must not inherit them. */
+        ASAN_UNPOISON_MEMORY_REGION(base_, size());
 #endif
-        (void)munmap(base_, size_);
+        void *none = nullptr;
+        if (!cached_.compare_exchange_strong(none, base_)) (void)munmap(base_, size());
     }
 
     [[nodiscard]] int map() noexcept {
-        size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-        size_t size = CHILD_STACK_SIZE + page;
-        void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+        void *p = cached_.exchange(nullptr);
+        if (p) {
+            base_ = p;
+            return 0;
+        }
+        p = mmap(nullptr, size(), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
         if (p == MAP_FAILED) return -errno;
-        if (mprotect(p, page, PROT_NONE) < 0) {
+        if (mprotect(p, page_size(), PROT_NONE) < 0) {
             int r = -errno;
-            (void)munmap(p, size);
+            (void)munmap(p, size());
             return r;
         }
         base_ = p;
-        size_ = size;
         return 0;
     }
     [[nodiscard]] void *top() const noexcept {
-        return static_cast<char *>(base_) + size_;
+        return static_cast<char *>(base_) + size();
     }
 
   private:
+    static size_t page_size() noexcept {
+        return static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    }
+    static size_t size() noexcept {
+        return CHILD_STACK_SIZE + page_size();
+    }
+
+    /* One stack kept for the next start: mapping, guarding and unmapping
+     * one cost every start three system calls and the page faults of
+     * fresh memory. A start takes it if no other thread has, and puts its
+     * own back unless another start has put one back meanwhile; the vfork
+     * child is done with it once clone() has returned. A forked copy of
+     * the process has a copy of the mapping, which is as good. */
+    static inline std::atomic<void *> cached_{nullptr};
+
     void *base_ = nullptr;
-    size_t size_ = 0;
 };
 
 /* The status the child writes: MAP_SHARED, so that the child's writes
