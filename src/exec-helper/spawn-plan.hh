@@ -94,7 +94,8 @@ struct SpawnPlan {
     int parent_death_signal; /* 0: none */
     pid_t parent_pid;        /* to check that the parent did not die first */
     int cgroup_fd;           /* -1: none. A path that started the child in the
-                              * cgroup already (CLONE_INTO_CGROUP) sets -1. */
+                              * cgroup already (CLONE_INTO_CGROUP) sets -1
+                              * and clears IPCB_SPAWN_CGROUP. */
     const PlanRlimit *rlimits;
     size_t n_rlimits;
     const PlanFdMove *fd_moves; /* in order; the result is the mapping asked for */

@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #include <ipcbarrier/pipe-util.hh>
 #include <ipcbarrier/time-util.hh>
 
+#include "clone3.hh"
 #include "raw-syscall.hh"
 #include "spawn-format.hh"
 #include "spawn-helper.hh"
@@ -285,13 +287,17 @@ class ChildStack {
     [[nodiscard]] void *top() const noexcept {
         return static_cast<char *>(base_) + size();
     }
+    /* The lowest address, the guard page's, and the size with it. */
+    [[nodiscard]] void *bottom() const noexcept {
+        return base_;
+    }
+    static size_t size() noexcept {
+        return CHILD_STACK_SIZE + page_size();
+    }
 
   private:
     static size_t page_size() noexcept {
         return static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    }
-    static size_t size() noexcept {
-        return CHILD_STACK_SIZE + page_size();
     }
 
     /* One stack kept for the next start: mapping, guarding and unmapping
@@ -542,6 +548,67 @@ Deadline start_deadline(const IpcbSpawnOptions *options) noexcept {
                                            : Deadline::never();
 }
 
+/* Whether clone3() can start a child in a cgroup: not known yet (-1), no
+ * (0) or yes (1). Learned at the first start that asks for a cgroup. */
+std::atomic<int> clone_into_cgroup_works{-1};
+
+/* Whether a start on the vfork or trampoline path should be born in the
+ * cgroup that cgroup_fd names, by clone3()'s CLONE_INTO_CGROUP: a cgroup
+ * v2 directory, on a kernel not known to lack it. Otherwise the child
+ * joins it by writing to its cgroup.procs, whose failure names the reason
+ * (a directory that is not a cgroup, for instance). Not under valgrind,
+ * which does not know clone3(). */
+bool born_in_cgroup(int cgroup_fd) noexcept {
+    if (cgroup_fd < 0 || IPCB_UNDER_VALGRIND() || clone_into_cgroup_works.load() == 0) return false;
+    struct statfs fs;
+    constexpr long kCgroup2Magic = 0x63677270; /* CGROUP2_SUPER_MAGIC */
+    return fstatfs(cgroup_fd, &fs) == 0 && static_cast<long>(fs.f_type) == kCgroup2Magic;
+}
+
+/* What clone_vfork() returns when clone3() cannot start a child in a
+ * cgroup here: the caller starts again without it. */
+constexpr int kNoCloneIntoCgroup = -EOPNOTSUPP;
+
+/* Creates the vfork child that runs fn(arg) on stack, as
+ * clone(CLONE_VM | CLONE_VFORK) does, in the cgroup cgroup_fd if it is not
+ * -1 (then by clone3() with CLONE_INTO_CGROUP), with a pidfd in *ret_pidfd
+ * if pidfd_flag is CLONE_PIDFD. Returns once the child has executed or
+ * ended: its pid, or -errno with the step in *ret_step, or
+ * kNoCloneIntoCgroup where the kernel has no CLONE_INTO_CGROUP. Called
+ * with every signal blocked; changes errno. */
+pid_t clone_vfork(int (*fn)(void *), void *arg, const ChildStack &stack, int cgroup_fd,
+                  int pidfd_flag, int *ret_pidfd, IpcbSpawnStep *ret_step) noexcept {
+    *ret_step = IPCB_STEP_CLONE;
+    if (cgroup_fd < 0) {
+        pid_t pid =
+            clone(fn, stack.top(), CLONE_VM | CLONE_VFORK | pidfd_flag | SIGCHLD, arg, ret_pidfd);
+        return pid < 0 ? -errno : pid;
+    }
+    ipcbarrier::detail::CloneArgs args{};
+    args.flags = CLONE_VM | CLONE_VFORK | ipcbarrier::detail::kCloneIntoCgroup |
+                 static_cast<uint64_t>(pidfd_flag);
+    args.pidfd = reinterpret_cast<uintptr_t>(ret_pidfd);
+    args.exit_signal = SIGCHLD;
+    args.stack = reinterpret_cast<uintptr_t>(stack.bottom());
+    args.stack_size = ChildStack::size();
+    args.cgroup = static_cast<uint64_t>(cgroup_fd);
+    long r = ipcbarrier::detail::clone3_call(&args, fn, arg);
+    if (r > 0) {
+        clone_into_cgroup_works.store(1);
+        return static_cast<pid_t>(r);
+    }
+    /* No clone3() (ENOSYS), or one without CLONE_INTO_CGROUP (E2BIG for
+     * the longer arguments, EINVAL for the flag). */
+    if (r == -ENOSYS || r == -E2BIG || r == -EINVAL) {
+        clone_into_cgroup_works.store(0);
+        return kNoCloneIntoCgroup;
+    }
+    /* The cgroup refused the child (EACCES, EBUSY, EOPNOTSUPP ...), or
+     * there was no process or memory to make it with. */
+    if (r != -EAGAIN && r != -ENOMEM) *ret_step = IPCB_STEP_CGROUP;
+    return static_cast<pid_t>(r);
+}
+
 int spawn_vfork(const IpcbSpawnOptions *options, const Progress &progress, IpcbProcess *ret,
                 IpcbSpawnError *ret_error) noexcept {
     Deadline deadline = start_deadline(options);
@@ -561,6 +628,12 @@ int spawn_vfork(const IpcbSpawnOptions *options, const Progress &progress, IpcbP
     /* This parent is suspended until the child has executed or died, so
      * the child keeps the deadline itself: it is SIGKILLed then. */
     if (!deadline.infinite()) plan.deadline_usec = deadline.at_usec();
+    /* Born there, the child has no cgroup to join. */
+    const int cgroup_fd = born_in_cgroup(plan.cgroup_fd) ? plan.cgroup_fd : -1;
+    if (cgroup_fd >= 0) {
+        plan.cgroup_fd = -1;
+        plan.flags &= ~static_cast<uint64_t>(IPCB_SPAWN_CGROUP);
+    }
 
     ChildStack stack;
     r = stack.map();
@@ -568,7 +641,7 @@ int spawn_vfork(const IpcbSpawnOptions *options, const Progress &progress, IpcbP
 
     int pidfd = -1;
     pid_t pid;
-    int clone_errno;
+    IpcbSpawnStep clone_step;
     {
         /* The child starts with every signal blocked and unblocks them
          * once the plan has reset the dispositions: a handler of the
@@ -577,14 +650,15 @@ int spawn_vfork(const IpcbSpawnOptions *options, const Progress &progress, IpcbP
         int saved_errno = errno;
         /* Returns once the child has executed or ended. On kernels before
          * CLONE_PIDFD the flag is ignored and pidfd stays -1. */
-        pid = clone(vfork_child, stack.top(), CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &plan,
-                    &pidfd);
-        clone_errno = errno;
+        pid = clone_vfork(vfork_child, &plan, stack, cgroup_fd, CLONE_PIDFD, &pidfd, &clone_step);
         /* The child ran on this thread's errno (it shares the thread
          * descriptor), so whatever it left there is not ours. */
         errno = saved_errno;
     }
-    if (pid < 0) return spawn_failed(ret_error, IPCB_STEP_CLONE, -clone_errno);
+    /* Once per process, on a kernel without CLONE_INTO_CGROUP: the child
+     * joins its cgroup itself. */
+    if (pid == kNoCloneIntoCgroup) return spawn_vfork(options, progress, ret, ret_error);
+    if (pid < 0) return spawn_failed(ret_error, clone_step, pid);
 
     UnfinishedChild child(pid, &status, options->flags);
     if (pidfd >= 0)
@@ -861,6 +935,12 @@ int spawn_trampoline(const IpcbSpawnOptions *options, const Progress &progress, 
     if (r < 0) return spawn_failed(ret_error, error.step, r);
     /* The helper arms it (execve() deletes any timer of the vfork child). */
     if (!deadline.infinite()) plan.deadline_usec = deadline.at_usec();
+    /* As on the vfork path; the helper then does not get the cgroup's fd. */
+    const int cgroup_fd = born_in_cgroup(plan.cgroup_fd) ? plan.cgroup_fd : -1;
+    if (cgroup_fd >= 0) {
+        plan.cgroup_fd = -1;
+        plan.flags &= ~static_cast<uint64_t>(IPCB_SPAWN_CGROUP);
+    }
 
     std::vector<HandedFd> handed;
     std::vector<uint8_t> bytes;
@@ -906,7 +986,7 @@ int spawn_trampoline(const IpcbSpawnOptions *options, const Progress &progress, 
     status->step = IPCB_STEP_HELPER;
     int pidfd = -1;
     pid_t pid;
-    int clone_errno;
+    IpcbSpawnStep clone_step;
     {
         /* As on the vfork path; the helper starts with every signal
          * blocked too, until the plan has reset the dispositions. */
@@ -918,12 +998,14 @@ int spawn_trampoline(const IpcbSpawnOptions *options, const Progress &progress, 
          * pidfd cannot be made (EMFILE): there the pidfd is asked for
          * afterwards, as on the fork path. */
         const int pidfd_flag = IPCB_UNDER_VALGRIND() ? 0 : CLONE_PIDFD;
-        pid = clone(trampoline_child, stack.top(), CLONE_VM | CLONE_VFORK | pidfd_flag | SIGCHLD,
-                    const_cast<TrampolineChild *>(&t), &pidfd);
-        clone_errno = errno;
+        pid = clone_vfork(trampoline_child, const_cast<TrampolineChild *>(&t), stack, cgroup_fd,
+                          pidfd_flag, &pidfd, &clone_step);
         errno = saved_errno;
     }
-    if (pid < 0) return spawn_failed(ret_error, IPCB_STEP_CLONE, -clone_errno);
+    /* As on the vfork path: once, and then the plan joins the cgroup. */
+    if (pid == kNoCloneIntoCgroup)
+        return spawn_trampoline(options, progress, helper_fd, ret, ret_error);
+    if (pid < 0) return spawn_failed(ret_error, clone_step, pid);
 
     UnfinishedChild child(pid, status, options->flags);
     if (pidfd >= 0)

@@ -1040,6 +1040,88 @@ void case_progress_parent_setup_fails(IpcbSpawnMethod method) {
     assert_reaped(log.pid);
 }
 
+/* Cgroups */
+
+/* The "0::" line of /proc/PID/cgroup, without it: the process's cgroup
+ * in the v2 hierarchy, or "" where it has none. */
+std::string cgroup_of(const std::string &pid) {
+    gchar *text = nullptr;
+    if (!g_file_get_contents(("/proc/" + pid + "/cgroup").c_str(), &text, nullptr, nullptr))
+        return "";
+    std::string found;
+    gchar **lines = g_strsplit(text, "\n", -1);
+    for (gchar **line = lines; *line; line++)
+        if (g_str_has_prefix(*line, "0::")) found = *line + 3;
+    g_strfreev(lines);
+    g_free(text);
+    return found;
+}
+
+/* A cgroup v2 directory made for a case inside this process's own cgroup
+ * and removed with it; none (g_test_skip()) where the hierarchy is not
+ * mounted or not writable. */
+struct TestCgroup {
+    std::string name; /* as /proc/PID/cgroup shows it */
+    std::string dir;
+    UniqueFd fd;
+
+    TestCgroup() {
+        std::string own = cgroup_of("self");
+        for (const char *root : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+            if (own.empty() || access((std::string(root) + "/cgroup.controllers").c_str(), F_OK))
+                continue;
+            name = (own == "/" ? "" : own) + "/ipcb-test-spawn-" + std::to_string(getpid());
+            dir = root + name;
+            if (mkdir(dir.c_str(), 0755) == 0) break;
+            dir.clear();
+        }
+        if (dir.empty()) return;
+        fd.reset(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        g_assert_true(fd);
+    }
+    ~TestCgroup() {
+        if (!dir.empty()) g_assert_cmpint(rmdir(dir.c_str()), ==, 0);
+    }
+};
+
+/* Where the parent setup found its child. */
+int parent_setup_cgroup(const IpcbSpawnChild *child, void *userdata) {
+    *static_cast<std::string *>(userdata) = cgroup_of(std::to_string(child->pid));
+    return 0;
+}
+
+/* IPCB_SPAWN_CGROUP puts the program in the cgroup on every path. The vfork
+ * and trampoline paths create the child in it with clone3()'s
+ * CLONE_INTO_CGROUP (the fork path's child, a fork(), joins it by
+ * itself): so on the trampoline path the parent's setup, which runs while
+ * the child starts the helper, finds it there already. */
+void case_cgroup(IpcbSpawnMethod method) {
+    std::string seen_by_parent;
+    {
+        TestCgroup cgroup;
+        if (cgroup.dir.empty()) {
+            g_test_skip("no cgroup v2 hierarchy to make a cgroup in");
+            return;
+        }
+        Start start(method);
+        start.options.flags = IPCB_SPAWN_CGROUP;
+        start.options.cgroup_fd = cgroup.fd.get();
+        if (method == IPCB_METHOD_TRAMPOLINE) {
+            start.options.parent_setup = parent_setup_cgroup;
+            start.options.parent_setup_userdata = &seen_by_parent;
+        }
+        ASSERT_OK(start.run({"/bin/cat", "/proc/self/cgroup"}));
+        std::string out = start.output();
+        if (out.find("0::" + cgroup.name + "\n") == std::string::npos)
+            g_error("the program is not in %s: %s", cgroup.name.c_str(), out.c_str());
+        assert_exits(&start.process, 0);
+        /* valgrind does not know clone3(): the child joins by itself. */
+        if (method == IPCB_METHOD_TRAMPOLINE && !TEST_UNDER_VALGRIND())
+            ASSERT_STR(seen_by_parent, cgroup.name);
+    }
+    assert_no_children();
+}
+
 /* The paths a case runs on. */
 enum : unsigned {
     VFORK = 1u << 0,
@@ -1073,6 +1155,7 @@ const Case cases[] = {
     {"progress-child-fails", case_progress_child_fails, ALL},
     {"progress-exec-fails", case_progress_exec_fails, ALL},
     {"stress", case_stress, ALL},
+    {"cgroup", case_cgroup, ALL},
     {"parent-setup-runs", case_parent_setup_runs, MEETING},
     {"parent-setup-fails", case_parent_setup_fails, MEETING},
     {"child-callback-fails", case_child_callback_fails, FORK},
