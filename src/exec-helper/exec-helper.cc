@@ -4,11 +4,11 @@
  * ipcb_spawn(3). The library's vfork child executes it (by fd, with
  * execveat()) as
  *
- *   ipcbarrier-exec-helper --status-fd=N --plan-fd=N --report-fd=N --barrier-fds=M,T,P
+ *   ipcbarrier-exec-helper --state-fd=N --report-fd=N --barrier-fds=M,T,P
  *
  * with an empty environment, every signal blocked, and these fds inherited:
- *   status  a memfd holding the SpawnStatus the caller reads (MAP_SHARED);
- *   plan    a sealed memfd holding the plan (spawn-format.hh);
+ *   state   a memfd holding the SpawnStatus the caller reads (MAP_SHARED)
+ *           and then the plan (spawn-format.hh);
  *   report  the write end of the report pipe, whose EOF tells the caller
  *           that the program was executed or that this process ended;
  *   the child's side of a barrier that has just been made: M the eventfd
@@ -54,8 +54,7 @@ using ipcbarrier::detail::SpawnPlan;
 using ipcbarrier::detail::SpawnStatus;
 
 struct Arguments {
-    int status_fd = -1;
-    int plan_fd = -1;
+    int state_fd = -1;
     int report_fd = -1;
     int barrier_fds[3] = {-1, -1, -1};
 };
@@ -116,13 +115,11 @@ const char *option(const char *arg, const char *name) {
 }
 
 bool parse_arguments(int argc, char **argv, Arguments *ret) {
-    if (argc != 5) return false;
+    if (argc != 4) return false;
     for (int i = 1; i < argc; i++) {
         const char *v;
-        if ((v = option(argv[i], "--status-fd")) && ret->status_fd < 0) {
-            if (!parse_fd(v, &ret->status_fd)) return false;
-        } else if ((v = option(argv[i], "--plan-fd")) && ret->plan_fd < 0) {
-            if (!parse_fd(v, &ret->plan_fd)) return false;
+        if ((v = option(argv[i], "--state-fd")) && ret->state_fd < 0) {
+            if (!parse_fd(v, &ret->state_fd)) return false;
         } else if ((v = option(argv[i], "--report-fd")) && ret->report_fd < 0) {
             if (!parse_fd(v, &ret->report_fd)) return false;
         } else if ((v = option(argv[i], "--barrier-fds")) && ret->barrier_fds[0] < 0) {
@@ -134,16 +131,17 @@ bool parse_arguments(int argc, char **argv, Arguments *ret) {
     return true;
 }
 
-/* Maps the caller's status: first, so that every later failure can be
- * reported there. */
-SpawnStatus *map_status(int fd) {
+/* Maps the caller's status from the state file: first, so that every
+ * later failure can be reported there. Stores the file's size in *ret_size. */
+SpawnStatus *map_status(int fd, off_t *ret_size) {
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-        st.st_size < static_cast<off_t>(sizeof(SpawnStatus)))
+        st.st_size < static_cast<off_t>(ipcbarrier::detail::kStatePlanOffset))
         return nullptr;
     void *p = mmap(nullptr, sizeof(SpawnStatus), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    (void)close(fd);
-    return p == MAP_FAILED ? nullptr : static_cast<SpawnStatus *>(p);
+    if (p == MAP_FAILED) return nullptr;
+    *ret_size = st.st_size;
+    return static_cast<SpawnStatus *>(p);
 }
 
 /* The write end of a pipe, made close-on-exec: its EOF is what tells the
@@ -157,26 +155,21 @@ int take_report_fd(int fd) {
     return fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ? -errno : 0;
 }
 
-/* The plan's bytes, from a memfd sealed against every change, so that what
- * is checked is what runs; then the fd is closed. */
-int read_plan_bytes(int fd, std::span<uint8_t> *ret) {
-    struct stat st;
-    if (fstat(fd, &st) < 0) return -errno;
-    int seals = fcntl(fd, F_GET_SEALS);
-    if (seals < 0) return errno == EINVAL ? -EBADFD : -errno;
-    constexpr int kSealed = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW;
-    if (!S_ISREG(st.st_mode) || (seals & kSealed) != kSealed) return -EBADFD;
-    if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) > kPlanFormatMax) return -E2BIG;
-    size_t size = static_cast<size_t>(st.st_size);
+/* The plan's bytes, from the state file's end, into memory of its own:
+ * what is checked is what runs. Then the fd is closed. */
+int read_plan_bytes(int fd, off_t file_size, std::span<uint8_t> *ret) {
+    const off_t offset = static_cast<off_t>(ipcbarrier::detail::kStatePlanOffset);
+    if (static_cast<uint64_t>(file_size - offset) > kPlanFormatMax) return -E2BIG;
+    size_t size = static_cast<size_t>(file_size - offset);
     /* malloc(), not a vector: without exceptions, a failed allocation must
      * come back as an error. Freed by execve() or _exit(). */
     auto *buf = static_cast<uint8_t *>(malloc(size > 0 ? size : 1));
     if (!buf) return -ENOMEM;
     for (size_t done = 0; done < size;) {
-        ssize_t n = pread(fd, buf + done, size - done, static_cast<off_t>(done));
+        ssize_t n = pread(fd, buf + done, size - done, offset + static_cast<off_t>(done));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return -errno;
-        if (n == 0) return -EBADMSG; /* cannot shrink: sealed */
+        if (n == 0) return -EBADMSG; /* shorter than it was */
         done += static_cast<size_t>(n);
     }
     (void)close(fd);
@@ -207,10 +200,11 @@ void ipcb_helper_fatal(int error) noexcept {
 
 int ipcb_helper_main(int argc, char **argv) noexcept {
     Arguments args;
-    if (!parse_arguments(argc, argv, &args) || args.status_fd < 0 || args.plan_fd < 0 ||
-        args.report_fd < 0 || args.barrier_fds[0] < 0)
+    if (!parse_arguments(argc, argv, &args) || args.state_fd < 0 || args.report_fd < 0 ||
+        args.barrier_fds[0] < 0)
         usage();
-    SpawnStatus *status = map_status(args.status_fd);
+    off_t state_size = 0;
+    SpawnStatus *status = map_status(args.state_fd, &state_size);
     if (!status) usage();
     mapped_status = status;
     status->step = IPCB_STEP_HELPER;
@@ -222,7 +216,7 @@ int ipcb_helper_main(int argc, char **argv) noexcept {
     if (r < 0) fail(status, -r);
 
     std::span<uint8_t> bytes;
-    r = read_plan_bytes(args.plan_fd, &bytes);
+    r = read_plan_bytes(args.state_fd, state_size, &bytes);
     if (r < 0) fail(status, -r);
     PlanReadStorage storage;
     SpawnPlan plan;

@@ -65,6 +65,12 @@ constexpr uint32_t kPlanFormatVersion = 1;
  * to 6 MiB, whatever the stack limit. */
 constexpr size_t kPlanFormatMax = 64 * 1024 * 1024;
 
+/* The trampoline's state file, a memfd that the helper inherits: the
+ * SpawnStatus at offset 0, which both map (MAP_SHARED), and the plan's
+ * bytes from kStatePlanOffset to the end of the file. */
+constexpr size_t kStatePlanOffset = 64;
+static_assert(sizeof(SpawnStatus) <= kStatePlanOffset);
+
 /* A caller fd the plan uses, and whether the caller has it close-on-exec:
  * the child clears close-on-exec on it so that it survives the helper's
  * execve(), and the helper puts the caller's state back. */

@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -71,8 +72,8 @@
  * which. Every wait of the parent uses the pre-exec deadline.
  *
  * trampoline path: the fork path's parent with the vfork path's child.
- * The plan is written into a sealed memfd (spawn-format.hh) and the status
- * page is a memfd of its own; the vfork child takes its side of the
+ * The status and the plan's bytes (spawn-format.hh) are in a state file,
+ * a memfd kept from one start to the next; the vfork child takes its side of the
  * barrier, writes its fd numbers into the helper's arguments, and
  * executes the helper program (exec-helper.cc) by the fd the library keeps
  * open (spawn-helper.hh). The caller is suspended only until then; the
@@ -311,11 +312,9 @@ class ChildStack {
     void *base_ = nullptr;
 };
 
-/* The status the child writes: MAP_SHARED, so that the child's writes
- * land in the parent's view of it (a private page would be copied on the
- * child's first write). The trampoline's helper is another program, which
- * can only map it from an fd: there the page is a memfd, whose fd the
- * parent keeps until the helper has it. */
+/* The status the fork path's child writes: MAP_SHARED, so that the
+ * child's writes land in the parent's view of it (a private page would be
+ * copied on the child's first write). */
 class StatusPage {
   public:
     StatusPage() noexcept = default;
@@ -325,30 +324,128 @@ class StatusPage {
         if (status_) (void)munmap(status_, sizeof *status_);
     }
 
-    [[nodiscard]] int map(bool with_fd) noexcept {
-        UniqueFd fd;
-        if (with_fd) {
-            fd.reset(memfd_create("ipcbarrier-spawn-status", MFD_CLOEXEC));
-            if (!fd) return -errno;
-            if (ftruncate(fd.get(), sizeof(SpawnStatus)) < 0) return -errno;
-        }
+    [[nodiscard]] int map() noexcept {
         void *p = mmap(nullptr, sizeof(SpawnStatus), PROT_READ | PROT_WRITE,
-                       with_fd ? MAP_SHARED : MAP_SHARED | MAP_ANONYMOUS, fd.get(), 0);
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) return -errno;
         status_ = static_cast<SpawnStatus *>(p);
         status_->step = IPCB_STEP_CLONE;
         status_->fail_step = IPCB_STEP_NONE;
         status_->fail_errno = 0;
-        fd_ = std::move(fd);
         return 0;
     }
     [[nodiscard]] SpawnStatus *get() const noexcept { return status_; }
-    [[nodiscard]] int fd() const noexcept { return fd_.get(); }
-    void close_fd() noexcept { fd_.reset(); }
 
   private:
     SpawnStatus *status_ = nullptr;
-    UniqueFd fd_;
+};
+
+/* The trampoline's state file (spawn-format.hh): the status that the
+ * helper writes, mapped here, and the plan that it reads. One is kept for
+ * the next start, as the child stack is: making a status memfd and a
+ * sealed plan memfd for every start cost it more than the rest of its
+ * preparation together. A start takes the kept one unless another thread
+ * has, and puts its own back unless another start has put one back; by
+ * then the helper has executed the program or been reaped, and nothing
+ * else maps the file. A forked copy of the process shares the file with
+ * the original, so it does not use the copy it inherited: it makes its
+ * own. Nor does a start use a kept fd that the caller has closed (and
+ * whose number may name another file by now): it checks the inode. */
+class StateFile {
+  public:
+    StateFile() noexcept = default;
+    StateFile(const StateFile &) = delete;
+    StateFile &operator=(const StateFile &) = delete;
+    ~StateFile() {
+        if (!state_) return;
+        State *none = nullptr;
+        if (!cached_.compare_exchange_strong(none, state_)) destroy(state_);
+    }
+
+    [[nodiscard]] int open() noexcept {
+        const pid_t self = getpid();
+        State *s = cached_.exchange(nullptr);
+        if (s) {
+            const bool ours = still_ours(s);
+            if (!ours) s->fd = -1; /* not ours to close */
+            if (!ours || s->owner != self) {
+                /* Closed by the caller, or the original's, inherited by
+                 * fork(): our copy of it only. */
+                destroy(s);
+                s = nullptr;
+            }
+        }
+        if (!s) {
+            s = new (std::nothrow) State{-1, nullptr, self, 0, 0};
+            if (!s) return -ENOMEM;
+            int r = create(s);
+            if (r < 0) {
+                destroy(s);
+                return r;
+            }
+        }
+        state_ = s;
+        SpawnStatus *status = this->status();
+        status->step = IPCB_STEP_CLONE;
+        status->fail_step = IPCB_STEP_NONE;
+        status->fail_errno = 0;
+        return 0;
+    }
+
+    /* Makes bytes the plan that the file holds. */
+    [[nodiscard]] int write_plan(const std::vector<uint8_t> &bytes) noexcept {
+        const size_t offset = ipcbarrier::detail::kStatePlanOffset;
+        if (ftruncate(state_->fd, static_cast<off_t>(offset + bytes.size())) < 0) return -errno;
+        for (size_t done = 0; done < bytes.size();) {
+            ssize_t n = pwrite(state_->fd, bytes.data() + done, bytes.size() - done,
+                               static_cast<off_t>(offset + done));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return -errno;
+            done += static_cast<size_t>(n);
+        }
+        return 0;
+    }
+
+    [[nodiscard]] SpawnStatus *status() const noexcept {
+        return static_cast<SpawnStatus *>(state_->map);
+    }
+    [[nodiscard]] int fd() const noexcept { return state_->fd; }
+
+  private:
+    struct State {
+        int fd;
+        void *map;
+        pid_t owner; /* the process that made it */
+        dev_t dev;   /* the file */
+        ino_t ino;
+    };
+
+    static bool still_ours(const State *s) noexcept {
+        struct stat st;
+        return fstat(s->fd, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino;
+    }
+    static int create(State *s) noexcept {
+        s->fd = memfd_create("ipcbarrier-spawn-state", MFD_CLOEXEC);
+        if (s->fd < 0) return -errno;
+        struct stat st;
+        if (fstat(s->fd, &st) < 0) return -errno;
+        s->dev = st.st_dev;
+        s->ino = st.st_ino;
+        if (ftruncate(s->fd, ipcbarrier::detail::kStatePlanOffset) < 0) return -errno;
+        void *p = mmap(nullptr, sizeof(SpawnStatus), PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
+        if (p == MAP_FAILED) return -errno;
+        s->map = p;
+        return 0;
+    }
+    static void destroy(State *s) noexcept {
+        if (s->map) (void)munmap(s->map, sizeof(SpawnStatus));
+        if (s->fd >= 0) (void)ipcbarrier::safe_close(s->fd);
+        delete s;
+    }
+
+    static inline std::atomic<State *> cached_{nullptr};
+
+    State *state_ = nullptr;
 };
 
 /* A Barrier destroyed at scope exit unless handed on. */
@@ -755,7 +852,7 @@ int spawn_fork(const IpcbSpawnOptions *options, const Progress &progress, IpcbPr
     Deadline deadline = start_deadline(options);
 
     StatusPage page;
-    int r = page.map(false);
+    int r = page.map();
     if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
     SpawnStatus *status = page.get();
 
@@ -886,23 +983,6 @@ __attribute__((no_sanitize("address"))) int trampoline_child(void *arg) noexcept
     _exit(127);
 }
 
-/* The plan's bytes in a memfd sealed against any change, as the helper
- * requires: what it checks is what it runs. */
-int plan_memfd(const std::vector<uint8_t> &bytes, UniqueFd *ret) noexcept {
-    UniqueFd fd(memfd_create("ipcbarrier-spawn-plan", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-    if (!fd) return -errno;
-    for (size_t done = 0; done < bytes.size();) {
-        ssize_t n = write(fd.get(), bytes.data() + done, bytes.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return -errno;
-        done += static_cast<size_t>(n);
-    }
-    if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
-        return -errno;
-    *ret = std::move(fd);
-    return 0;
-}
-
 /* "--name=N" into buf. */
 void fd_argument(char *buf, size_t size, const char *name, int fd) noexcept {
     (void)snprintf(buf, size, "--%s=%d", name, fd);
@@ -912,10 +992,10 @@ int spawn_trampoline(const IpcbSpawnOptions *options, const Progress &progress, 
                      IpcbProcess *ret, IpcbSpawnError *ret_error) noexcept {
     Deadline deadline = start_deadline(options);
 
-    StatusPage page;
-    int r = page.map(true);
+    StateFile state;
+    int r = state.open();
     if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
-    SpawnStatus *status = page.get();
+    SpawnStatus *status = state.status();
 
     BarrierOwner barrier;
     r = barrier_create(barrier.get());
@@ -930,7 +1010,7 @@ int spawn_trampoline(const IpcbSpawnOptions *options, const Progress &progress, 
     SpawnPlan plan;
     IpcbSpawnError error = {IPCB_STEP_PREPARE, 0};
     r = ipcbarrier::detail::plan_compile(
-        options, PlanContext{barrier.get(), report.write_end.get(), status, getpid(), page.fd()},
+        options, PlanContext{barrier.get(), report.write_end.get(), status, getpid(), state.fd()},
         &storage, &plan, &error);
     if (r < 0) return spawn_failed(ret_error, error.step, r);
     /* The helper arms it (execve() deletes any timer of the vfork child). */
@@ -948,26 +1028,24 @@ int spawn_trampoline(const IpcbSpawnOptions *options, const Progress &progress, 
     r = ipcbarrier::detail::plan_handed_fds(plan, &handed);
     if (r == 0) r = ipcbarrier::detail::plan_write(plan, handed, &bytes);
     if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
-    UniqueFd plan_fd;
-    r = plan_memfd(bytes, &plan_fd);
+    r = state.write_plan(bytes);
     if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
     try {
-        inherited = {page.fd(), plan_fd.get(), report.write_end.get()};
+        inherited = {state.fd(), report.write_end.get()};
         for (const HandedFd &h : handed) inherited.push_back(h.fd);
     } catch (const std::bad_alloc &) {
         return spawn_failed(ret_error, IPCB_STEP_PREPARE, -ENOMEM);
     }
 
-    char status_arg[32], plan_arg[32], report_arg[32];
-    fd_argument(status_arg, sizeof status_arg, "status-fd", page.fd());
-    fd_argument(plan_arg, sizeof plan_arg, "plan-fd", plan_fd.get());
+    char state_arg[32], report_arg[32];
+    fd_argument(state_arg, sizeof state_arg, "state-fd", state.fd());
     fd_argument(report_arg, sizeof report_arg, "report-fd", report.write_end.get());
     static constexpr char kBarrierOption[] = "--barrier-fds=";
     /* Three fd numbers of up to 10 digits, two commas and the NUL. */
     char barrier_arg[sizeof kBarrierOption - 1 + 3 * 10 + 2 + 1] = {};
     std::memcpy(barrier_arg, kBarrierOption, sizeof kBarrierOption - 1);
     char helper_name[] = "ipcbarrier-exec-helper";
-    char *const argv[] = {helper_name, status_arg, plan_arg, report_arg, barrier_arg, nullptr};
+    char *const argv[] = {helper_name, state_arg, report_arg, barrier_arg, nullptr};
     const TrampolineChild t = {barrier.get(),
                                helper_fd,
                                argv,
@@ -1012,11 +1090,9 @@ int spawn_trampoline(const IpcbSpawnOptions *options, const Progress &progress, 
         child.set_pidfd(pidfd);
     else if ((r = child_open_pidfd(&child)) < 0)
         return child.fail(ret_error, IPCB_STEP_CLONE, r);
-    /* The helper holds them now; the report pipe's EOF can only come once
+    /* The helper holds it now; the report pipe's EOF can only come once
      * nobody else holds its write end. */
     report.write_end.reset();
-    plan_fd.reset();
-    page.close_fd();
     /* As on the fork path, the parent setup runs even for a child that has
      * failed already (here: that could not start the helper); the meeting
      * then fails and the verdict names the child's failure. */

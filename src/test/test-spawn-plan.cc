@@ -2007,7 +2007,6 @@ std::string g_helper;
 /* How the helper is started: the plan's bytes, and what is wrong with
  * what it gets besides. */
 struct HelperSetup {
-    bool unsealed = false;        /* the plan memfd not sealed */
     bool report_not_pipe = false; /* /dev/null as the report fd */
     /* The barrier's fds as the helper is told of them: */
     enum class BarrierFds {
@@ -2028,28 +2027,17 @@ struct HelperOutcome {
     std::string out;
 };
 
-/* The memfd whose fd the helper gets for the plan. */
-int plan_memfd(const std::vector<uint8_t> &bytes, bool seal) {
-    int fd = memfd_create("test-plan", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    CHECK(fd >= 0);
-    CHECK_INT(write(fd, bytes.data(), bytes.size()), ==, bytes.size());
-    if (seal)
-        CHECK_INT(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL),
-                  ==, 0);
-    return fd;
-}
-
 /* Starts the helper the way the trampoline's vfork child does (here from
  * a forked child), with a plan made by make_plan from the start's context,
  * and meets it at the barrier as the parent does. */
 template <class MakePlan>
 HelperOutcome run_helper(const HelperSetup &setup, MakePlan make_plan) {
     HelperOutcome res;
-    int status_fd = memfd_create("test-status", MFD_CLOEXEC);
-    CHECK(status_fd >= 0);
-    CHECK_INT(ftruncate(status_fd, sizeof(SpawnStatus)), ==, 0);
-    void *map =
-        mmap(nullptr, sizeof(SpawnStatus), PROT_READ | PROT_WRITE, MAP_SHARED, status_fd, 0);
+    /* The state file: the status, then the plan. */
+    int state_fd = memfd_create("test-state", MFD_CLOEXEC);
+    CHECK(state_fd >= 0);
+    CHECK_INT(ftruncate(state_fd, ipcbarrier::detail::kStatePlanOffset), ==, 0);
+    void *map = mmap(nullptr, sizeof(SpawnStatus), PROT_READ | PROT_WRITE, MAP_SHARED, state_fd, 0);
     CHECK(map != MAP_FAILED);
     auto *status = static_cast<SpawnStatus *>(map);
     status->step = IPCB_STEP_HELPER;
@@ -2062,8 +2050,9 @@ HelperOutcome run_helper(const HelperSetup &setup, MakePlan make_plan) {
     if (setup.report_not_pipe) report_fd = open_cloexec_null();
 
     std::vector<uint8_t> bytes =
-        make_plan(PlanContext{&b, report_fd, status, getpid(), status_fd}, out[1]);
-    int plan_fd = plan_memfd(bytes, !setup.unsealed);
+        make_plan(PlanContext{&b, report_fd, status, getpid(), state_fd}, out[1]);
+    CHECK_INT(pwrite(state_fd, bytes.data(), bytes.size(), ipcbarrier::detail::kStatePlanOffset),
+              ==, bytes.size());
     /* The caller's fds that the child lets the helper inherit, where the
      * bytes are a plan. */
     std::vector<HandedFd> handed;
@@ -2074,14 +2063,10 @@ HelperOutcome run_helper(const HelperSetup &setup, MakePlan make_plan) {
     }
 
     char barrier_arg[64] = "--barrier-fds=";
-    std::string status_arg = "--status-fd=" + std::to_string(status_fd);
-    std::string plan_arg = "--plan-fd=" + std::to_string(plan_fd);
+    std::string state_arg = "--state-fd=" + std::to_string(state_fd);
     std::string report_arg = "--report-fd=" + std::to_string(report_fd);
-    const char *argv[] = {"ipcbarrier-exec-helper",
-                          status_arg.c_str(),
-                          plan_arg.c_str(),
-                          setup.bad_arguments ? "--unknown=1" : report_arg.c_str(),
-                          barrier_arg,
+    const char *argv[] = {"ipcbarrier-exec-helper", state_arg.c_str(),
+                          setup.bad_arguments ? "--unknown=1" : report_arg.c_str(), barrier_arg,
                           nullptr};
 
     sigset_t all, old;
@@ -2112,7 +2097,7 @@ HelperOutcome run_helper(const HelperSetup &setup, MakePlan make_plan) {
             while (n > 0) *end++ = digits[--n];
         }
         *end = '\0';
-        for (int fd : {status_fd, plan_fd, report_fd})
+        for (int fd : {state_fd, report_fd})
             if (fd_set_inheritable(fd) < 0) _exit(126);
         for (const HandedFd &h : handed)
             if (fd_set_inheritable(h.fd) < 0) _exit(126);
@@ -2131,7 +2116,6 @@ HelperOutcome run_helper(const HelperSetup &setup, MakePlan make_plan) {
     close(report[1]);
     if (report_fd != report[1]) close(report_fd);
     out[1] = close_fd(out[1]);
-    close(plan_fd);
 
     CHECK_INT(barrier_set_role(&b, BARRIER_PARENT), ==, 0);
     res.parent_sync = barrier_wait_next_timeout(&b, watchdog_usec());
@@ -2145,7 +2129,7 @@ HelperOutcome run_helper(const HelperSetup &setup, MakePlan make_plan) {
 
     close_fd(out[0]);
     close(report[0]);
-    close(status_fd);
+    close(state_fd);
     munmap(map, sizeof(SpawnStatus));
     barrier_destroy(&b);
     return res;
@@ -2229,7 +2213,6 @@ const HelperRefusal helper_refusals[] = {
     {"truncated", {}, [](std::vector<uint8_t> *b) { b->pop_back(); }, EBADMSG},
     {"other-version", {}, [](std::vector<uint8_t> *b) { (*b)[8] = 9; }, EPROTONOSUPPORT},
     {"empty", {}, [](std::vector<uint8_t> *b) { b->clear(); }, EBADMSG},
-    {"unsealed", {.unsealed = true}, nullptr, EBADFD},
     {"report-not-a-pipe", {.report_not_pipe = true}, nullptr, EBADFD},
     {"barrier-fds-swapped", {.barrier_fds = HelperSetup::BarrierFds::swapped}, nullptr, EBADFD},
     {"barrier-fd-repeated", {.barrier_fds = HelperSetup::BarrierFds::repeated}, nullptr, EBADFD},
