@@ -5,7 +5,7 @@
 
 #include <sys/syscall.h>
 
-#if (defined(__x86_64__) || defined(__aarch64__)) && defined(SYS_clone3)
+#if defined(__x86_64__) && defined(SYS_clone3)
 
 extern "C" long ipcb_clone3_entry(ipcbarrier::detail::CloneArgs *args, size_t size,
                                   int (*fn)(void *), void *arg) noexcept;
@@ -17,7 +17,6 @@ extern "C" long ipcb_clone3_entry(ipcbarrier::detail::CloneArgs *args, size_t si
 #define IPCB_STR_(x) #x
 #define IPCB_STR(x) IPCB_STR_(x)
 
-#if defined(__x86_64__)
 __asm__(
     ".text\n"
     ".globl ipcb_clone3_entry\n"
@@ -40,29 +39,6 @@ __asm__(
     "  syscall\n"
     "  hlt\n"
     ".size ipcb_clone3_entry, .-ipcb_clone3_entry\n");
-#else
-__asm__(
-    ".text\n"
-    ".globl ipcb_clone3_entry\n"
-    ".hidden ipcb_clone3_entry\n"
-    ".type ipcb_clone3_entry,%function\n"
-    "ipcb_clone3_entry:\n"
-    "  mov x10, x2\n"
-    "  mov x11, x3\n"
-    "  mov x8, #" IPCB_STR(SYS_clone3) "\n"
-    "  svc #0\n"
-    "  cbz x0, 1f\n"
-    "  ret\n"
-    "1:\n"
-    "  mov x29, xzr\n"
-    "  mov x30, xzr\n"
-    "  mov x0, x11\n"
-    "  blr x10\n"
-    "  mov x8, #" IPCB_STR(SYS_exit) "\n"
-    "  svc #0\n"
-    "  brk #0\n"
-    ".size ipcb_clone3_entry, .-ipcb_clone3_entry\n");
-#endif
 
 namespace ipcbarrier::detail {
 

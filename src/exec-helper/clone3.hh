@@ -5,7 +5,8 @@
  * on a stack of its own, as glibc's clone() does for clone(): glibc 2.36
  * has no clone3() wrapper, and the new stack means that the child cannot
  * return into the caller's frames, so the entry is written in assembly.
- * x86_64 and aarch64 only; elsewhere clone3_call() fails with ENOSYS. */
+ * x86_64 only, for now; elsewhere clone3_call() fails with ENOSYS, and the
+ * child joins its cgroup by itself. */
 
 #include <cstddef>
 #include <cstdint>
@@ -30,6 +31,13 @@ struct CloneArgs {
     uint64_t set_tid_size;
     uint64_t cgroup; /* the cgroup v2 directory fd, with CLONE_INTO_CGROUP */
 };
+
+/* Whether clone3_call() is more than a failure with ENOSYS here. */
+#if defined(__x86_64__)
+constexpr bool kHaveClone3Call = true;
+#else
+constexpr bool kHaveClone3Call = false;
+#endif
 
 /* Creates the child that args describes. The child calls fn(arg) on
  * args->stack and ends with _exit()'s system call and fn's result, unless

@@ -8,8 +8,8 @@
  * cpuid instruction traps in a virtual machine), applying IRELATIVE
  * relocations, setting up TLS, stdio and malloc. Measured with posix_spawn()
  * of a program that only exits, that is about twice the cost of a program
- * that enters main() straight from _start. So on x86_64 and aarch64 the
- * helper is linked with -nostdlib and this file: the entry point and the
+ * that enters main() straight from _start. So on x86_64 the helper is
+ * linked with -nostdlib and this file: the entry point and the
  * few functions its code calls, each a system call or a loop.
  *
  * What the helper runs is single-threaded and short-lived: errno is one
@@ -39,8 +39,8 @@
 #include "helper-runtime.hh"
 #include "raw-syscall.hh"
 
-#if !defined(__x86_64__) && !defined(__aarch64__)
-#error "the exec helper's own runtime is for x86_64 and aarch64"
+#if !defined(__x86_64__)
+#error "the exec helper's own runtime is for x86_64"
 #endif
 
 using ipcbarrier::detail::raw_syscall;
@@ -97,8 +97,7 @@ extern void (*__init_array_end[])(int, char **, char **) __attribute__((weak));
 }
 
 /* The entry point: no frame to return to, the stack pointer 16-byte
- * aligned for the call as both ABIs want it. */
-#if defined(__x86_64__)
+ * aligned for the call as the ABI wants it. */
 __asm__(
     ".text\n"
     ".global _start\n"
@@ -109,19 +108,6 @@ __asm__(
     "  and $-16, %rsp\n"
     "  call ipcb_helper_start\n"
     "  hlt\n");
-#else
-__asm__(
-    ".text\n"
-    ".global _start\n"
-    ".type _start,%function\n"
-    "_start:\n"
-    "  mov x29, #0\n"
-    "  mov x30, #0\n"
-    "  mov x0, sp\n"
-    "  and sp, x0, #-16\n"
-    "  bl ipcb_helper_start\n"
-    "  brk #0\n");
-#endif
 
 /* errno */
 
@@ -186,7 +172,7 @@ long rt_readlink(const char *path, char *buf, size_t size) noexcept {
     return libc_result(raw_syscall(SYS_readlinkat, AT_FDCWD, path, buf, size));
 }
 
-/* glibc's struct stat is the kernel's on both architectures. */
+/* glibc's struct stat is the kernel's on x86_64. */
 int rt_fstat(int fd, void *st) noexcept __asm__("fstat64");
 int rt_fstat(int fd, void *st) noexcept {
     return static_cast<int>(libc_result(raw_syscall(SYS_fstat, fd, st)));
