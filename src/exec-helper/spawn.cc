@@ -656,7 +656,9 @@ std::atomic<int> clone_into_cgroup_works{-1};
  * (a directory that is not a cgroup, for instance). Not under valgrind,
  * which does not know clone3(). */
 bool born_in_cgroup(int cgroup_fd) noexcept {
-    if (cgroup_fd < 0 || IPCB_UNDER_VALGRIND() || clone_into_cgroup_works.load() == 0) return false;
+    if (!ipcbarrier::detail::kHaveClone3Call || cgroup_fd < 0 || IPCB_UNDER_VALGRIND() ||
+        clone_into_cgroup_works.load() == 0)
+        return false;
     struct statfs fs;
     constexpr long kCgroup2Magic = 0x63677270; /* CGROUP2_SUPER_MAGIC */
     return fstatfs(cgroup_fd, &fs) == 0 && static_cast<long>(fs.f_type) == kCgroup2Magic;
