@@ -73,7 +73,7 @@
  *
  * trampoline path: the fork path's parent with the vfork path's child.
  * The status and the plan's bytes (spawn-format.hh) are in a state file,
- * a memfd kept from one start to the next; the vfork child takes its side of the
+ * a memfd of the start's; the vfork child takes its side of the
  * barrier, writes its fd numbers into the helper's arguments, and
  * executes the helper program (exec-helper.cc) by the fd the library keeps
  * open (spawn-helper.hh). The caller is suspended only until then; the
@@ -340,64 +340,43 @@ class StatusPage {
     SpawnStatus *status_ = nullptr;
 };
 
-/* The trampoline's state file (spawn-format.hh): the status that the
- * helper writes, mapped here, and the plan that it reads. One is kept for
- * the next start, as the child stack is: making a status memfd and a
- * sealed plan memfd for every start cost it more than the rest of its
- * preparation together. A start takes the kept one unless another thread
- * has, and puts its own back unless another start has put one back; by
- * then the helper has executed the program or been reaped, and nothing
- * else maps the file. A forked copy of the process shares the file with
- * the original, so it does not use the copy it inherited: it makes its
- * own. Nor does a start use a kept fd that the caller has closed (and
- * whose number may name another file by now): it checks the inode. */
+/* The trampoline's state file (spawn-format.hh): a memfd made for the
+ * start, holding the status that the helper writes, mapped here, and the
+ * plan that it reads. One file for both: a start spends more on each
+ * memfd it makes than on anything else it prepares. The file is not
+ * sealed: the helper reads the plan once into its own memory and checks
+ * that copy, so what is checked is what runs, and only this start and
+ * its helper hold the file (and, as any of the start's fds, a process
+ * that another thread forks meanwhile, until it executes a program). */
 class StateFile {
   public:
     StateFile() noexcept = default;
     StateFile(const StateFile &) = delete;
     StateFile &operator=(const StateFile &) = delete;
     ~StateFile() {
-        if (!state_) return;
-        State *none = nullptr;
-        if (!cached_.compare_exchange_strong(none, state_)) destroy(state_);
+        if (status_) (void)munmap(status_, sizeof *status_);
     }
 
     [[nodiscard]] int open() noexcept {
-        const pid_t self = getpid();
-        State *s = cached_.exchange(nullptr);
-        if (s) {
-            const bool ours = still_ours(s);
-            if (!ours) s->fd = -1; /* not ours to close */
-            if (!ours || s->owner != self) {
-                /* Closed by the caller, or the original's, inherited by
-                 * fork(): our copy of it only. */
-                destroy(s);
-                s = nullptr;
-            }
-        }
-        if (!s) {
-            s = new (std::nothrow) State{-1, nullptr, self, 0, 0};
-            if (!s) return -ENOMEM;
-            int r = create(s);
-            if (r < 0) {
-                destroy(s);
-                return r;
-            }
-        }
-        state_ = s;
-        SpawnStatus *status = this->status();
-        status->step = IPCB_STEP_CLONE;
-        status->fail_step = IPCB_STEP_NONE;
-        status->fail_errno = 0;
+        UniqueFd fd(memfd_create("ipcbarrier-spawn-state", MFD_CLOEXEC));
+        if (!fd) return -errno;
+        if (ftruncate(fd.get(), ipcbarrier::detail::kStatePlanOffset) < 0) return -errno;
+        void *p =
+            mmap(nullptr, sizeof(SpawnStatus), PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+        if (p == MAP_FAILED) return -errno;
+        status_ = static_cast<SpawnStatus *>(p);
+        status_->step = IPCB_STEP_CLONE;
+        status_->fail_step = IPCB_STEP_NONE;
+        status_->fail_errno = 0;
+        fd_ = std::move(fd);
         return 0;
     }
 
-    /* Makes bytes the plan that the file holds. */
+    /* Puts the plan's bytes after the status. */
     [[nodiscard]] int write_plan(const std::vector<uint8_t> &bytes) noexcept {
         const size_t offset = ipcbarrier::detail::kStatePlanOffset;
-        if (ftruncate(state_->fd, static_cast<off_t>(offset + bytes.size())) < 0) return -errno;
         for (size_t done = 0; done < bytes.size();) {
-            ssize_t n = pwrite(state_->fd, bytes.data() + done, bytes.size() - done,
+            ssize_t n = pwrite(fd_.get(), bytes.data() + done, bytes.size() - done,
                                static_cast<off_t>(offset + done));
             if (n < 0 && errno == EINTR) continue;
             if (n < 0) return -errno;
@@ -406,46 +385,14 @@ class StateFile {
         return 0;
     }
 
-    [[nodiscard]] SpawnStatus *status() const noexcept {
-        return static_cast<SpawnStatus *>(state_->map);
-    }
-    [[nodiscard]] int fd() const noexcept { return state_->fd; }
+    [[nodiscard]] SpawnStatus *status() const noexcept { return status_; }
+    [[nodiscard]] int fd() const noexcept { return fd_.get(); }
+    /* Once the helper has it: the status stays mapped. */
+    void close_fd() noexcept { fd_.reset(); }
 
   private:
-    struct State {
-        int fd;
-        void *map;
-        pid_t owner; /* the process that made it */
-        dev_t dev;   /* the file */
-        ino_t ino;
-    };
-
-    static bool still_ours(const State *s) noexcept {
-        struct stat st;
-        return fstat(s->fd, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino;
-    }
-    static int create(State *s) noexcept {
-        s->fd = memfd_create("ipcbarrier-spawn-state", MFD_CLOEXEC);
-        if (s->fd < 0) return -errno;
-        struct stat st;
-        if (fstat(s->fd, &st) < 0) return -errno;
-        s->dev = st.st_dev;
-        s->ino = st.st_ino;
-        if (ftruncate(s->fd, ipcbarrier::detail::kStatePlanOffset) < 0) return -errno;
-        void *p = mmap(nullptr, sizeof(SpawnStatus), PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
-        if (p == MAP_FAILED) return -errno;
-        s->map = p;
-        return 0;
-    }
-    static void destroy(State *s) noexcept {
-        if (s->map) (void)munmap(s->map, sizeof(SpawnStatus));
-        if (s->fd >= 0) (void)ipcbarrier::safe_close(s->fd);
-        delete s;
-    }
-
-    static inline std::atomic<State *> cached_{nullptr};
-
-    State *state_ = nullptr;
+    SpawnStatus *status_ = nullptr;
+    UniqueFd fd_;
 };
 
 /* A Barrier destroyed at scope exit unless handed on. */
@@ -1092,9 +1039,10 @@ int spawn_trampoline(const IpcbSpawnOptions *options, const Progress &progress, 
         child.set_pidfd(pidfd);
     else if ((r = child_open_pidfd(&child)) < 0)
         return child.fail(ret_error, IPCB_STEP_CLONE, r);
-    /* The helper holds it now; the report pipe's EOF can only come once
+    /* The helper holds them now; the report pipe's EOF can only come once
      * nobody else holds its write end. */
     report.write_end.reset();
+    state.close_fd();
     /* As on the fork path, the parent setup runs even for a child that has
      * failed already (here: that could not start the helper); the meeting
      * then fails and the verdict names the child's failure. */

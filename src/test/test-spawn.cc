@@ -34,7 +34,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -762,7 +761,7 @@ void child_emfile(void *arg) {
     }
     /* The pidfd is the last fd made, when a child exists: it was hit. The
      * fork path makes the barrier and the report pipe before, the
-     * trampoline path those and its two memfds. */
+     * trampoline path those and its state memfd. */
     if (c->pidfds) CHILD_ASSERT(failed_in_clone);
     if (method != IPCB_METHOD_VFORK) CHILD_ASSERT(failed_in_prepare);
 }
@@ -1641,88 +1640,6 @@ void test_helper_emfile() {
     run_fresh_case("emfile", false);
 }
 
-/* The state file the library keeps for the trampoline path: its fd, or -1
- * before the first start on that path. */
-int state_file_fd() {
-    for (int fd = 3; fd < 1024; fd++) {
-        char path[64], target[64];
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-        ssize_t n = readlink(path, target, sizeof target - 1);
-        if (n < 0) continue;
-        target[n] = '\0';
-        if (g_str_has_prefix(target, "/memfd:ipcbarrier-spawn-state")) return fd;
-    }
-    return -1;
-}
-
-ino_t inode_of(int fd) {
-    struct stat st;
-    g_assert_cmpint(fstat(fd, &st), ==, 0);
-    return st.st_ino;
-}
-
-void start_true_on_trampoline() {
-    Start start(IPCB_METHOD_TRAMPOLINE);
-    ASSERT_OK(start.run({"/bin/true"}));
-    assert_exits(&start.process, 0);
-}
-
-/* A forked copy of the process does not use the state file it inherited,
- * which the original goes on using: its starts get one of their own. */
-void test_state_file_fork() {
-    start_true_on_trampoline();
-    int fd = state_file_fd();
-    g_assert_cmpint(fd, >=, 0);
-    const ino_t inherited = inode_of(fd);
-    pid_t pid = fork_test_child();
-    if (pid == 0) {
-        IpcbSpawnOptions o = IpcbSpawnOptions();
-        const char *argv[] = {"/bin/true", nullptr};
-        o.argv = argv;
-        o.method = IPCB_METHOD_TRAMPOLINE;
-        IpcbProcess p = IPCB_PROCESS_NULL;
-        if (ipcb_spawn(&o, &p, nullptr) < 0) child_fail("ipcb_spawn() failed");
-        if (ipcb_process_wait(&p, UINT64_MAX, nullptr) < 0)
-            child_fail("ipcb_process_wait() failed");
-        ipcb_process_close(&p);
-        int own = state_file_fd();
-        struct stat st;
-        if (own < 0 || fstat(own, &st) < 0) child_fail("no state file");
-        if (st.st_ino == inherited) child_fail("the child used the parent's state file");
-        _exit(0);
-    }
-    g_assert_cmpint(wait_exit_status(pid), ==, 0);
-    start_true_on_trampoline();
-    g_assert_cmpint(state_file_fd(), ==, fd);
-    g_assert_cmpint(inode_of(fd), ==, inherited);
-}
-
-/* A caller that closes the kept fd, and opens another file under its
- * number, keeps that file as it is: the next start sees that the fd is no
- * longer the library's, leaves it alone and makes a new state file. */
-void test_state_file_closed_by_caller() {
-    start_true_on_trampoline();
-    int fd = state_file_fd();
-    g_assert_cmpint(fd, >=, 0);
-    g_assert_cmpint(close(fd), ==, 0);
-    int other = memfd_create("caller-data", MFD_CLOEXEC);
-    g_assert_cmpint(other, >=, 0);
-    g_assert_cmpint(write(other, "caller's data", 13), ==, 13);
-    if (other != fd) {
-        g_assert_cmpint(dup3(other, fd, O_CLOEXEC), ==, fd);
-        g_assert_cmpint(close(other), ==, 0);
-    }
-    start_true_on_trampoline();
-    g_assert_true(fd_is_open(fd));
-    char buf[32] = {};
-    g_assert_cmpint(pread(fd, buf, sizeof buf, 0), ==, 13);
-    g_assert_cmpstr(buf, ==, "caller's data");
-    int kept = state_file_fd();
-    g_assert_cmpint(kept, >=, 0);
-    g_assert_cmpint(kept, !=, fd);
-    g_assert_cmpint(close(fd), ==, 0);
-}
-
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -1754,9 +1671,6 @@ int main(int argc, char **argv) {
     test_add_fd_checked("/spawn/trampoline/helper-replaced", test_helper_replaced);
     test_add_fd_checked("/spawn/trampoline/helper-missing", test_helper_missing);
     test_add_fd_checked("/spawn/trampoline/helper-emfile", test_helper_emfile);
-    test_add_fd_checked("/spawn/trampoline/state-file-fork", test_state_file_fork);
-    test_add_fd_checked("/spawn/trampoline/state-file-closed-by-caller",
-                        test_state_file_closed_by_caller);
     test_add_fd_checked("/spawn/refused", test_refused);
     test_add_fd_checked("/spawn/auto", test_auto);
     test_add_fd_checked("/spawn/progress-auto", test_progress_auto);

@@ -124,32 +124,10 @@ int fill_fd_holes(void) {
     return highest;
 }
 
-/* Whether fd is the trampoline's state file, which the exec-helper
- * library keeps from one start to the next (a memfd of that name).
- * Async-signal-safe. */
-static bool is_spawn_state_file(int fd) {
-    static const char name[] = "/memfd:ipcbarrier-spawn-state";
-    char path[32] = "/proc/self/fd/", digits[12], target[sizeof name];
-    size_t len = strlen(path), n = 0;
-    for (unsigned v = (unsigned)fd; n == 0 || v > 0; v /= 10) digits[n++] = (char)('0' + v % 10);
-    while (n > 0) path[len++] = digits[--n];
-    path[len] = '\0';
-    ssize_t got = readlink(path, target, sizeof target);
-    return got == (ssize_t)sizeof target && memcmp(target, name, sizeof name - 1) == 0;
-}
-
 void fd_snapshot(FdSnapshot *ret) {
     memset(ret, 0, sizeof *ret);
-    bool state_file_seen = false;
-    for (int fd = 0; fd < FD_SNAPSHOT_MAX; fd++) {
-        if (fcntl(fd, F_GETFD) < 0) continue;
-        /* The library keeps one; a second is counted, as a leak would be. */
-        if (fd > 2 && !state_file_seen && is_spawn_state_file(fd)) {
-            state_file_seen = true;
-            continue;
-        }
-        ret->open[fd / 64] |= UINT64_C(1) << (fd % 64);
-    }
+    for (int fd = 0; fd < FD_SNAPSHOT_MAX; fd++)
+        if (fcntl(fd, F_GETFD) >= 0) ret->open[fd / 64] |= UINT64_C(1) << (fd % 64);
 }
 
 int fd_snapshot_diff(const FdSnapshot *a, const FdSnapshot *b) {

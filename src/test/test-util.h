@@ -58,9 +58,7 @@ bool fd_is_closed(int fd);
 int highest_open_fd(int limit);
 
 /* Which of the fds below FD_SNAPSHOT_MAX are open, to prove that a test
- * leaked none (valgrind's --track-fds only reports). Async-signal-safe.
- * One fd is left out: the state file that the exec-helper library keeps
- * for the trampoline path once it has taken it (ipcb_spawn(3)). */
+ * leaked none (valgrind's --track-fds only reports). Async-signal-safe. */
 #define FD_SNAPSHOT_MAX 1024
 typedef struct {
     uint64_t open[FD_SNAPSHOT_MAX / 64];
