@@ -611,20 +611,20 @@ bool born_in_cgroup(int cgroup_fd) noexcept {
     return fstatfs(cgroup_fd, &fs) == 0 && static_cast<long>(fs.f_type) == kCgroup2Magic;
 }
 
-/* What clone_vfork() returns when clone3() cannot start a child in a
- * cgroup here: the caller starts again without it. */
-constexpr int kNoCloneIntoCgroup = -EOPNOTSUPP;
-
 /* Creates the vfork child that runs fn(arg) on stack, as
  * clone(CLONE_VM | CLONE_VFORK) does, in the cgroup cgroup_fd if it is not
  * -1 (then by clone3() with CLONE_INTO_CGROUP), with a pidfd in *ret_pidfd
  * if pidfd_flag is CLONE_PIDFD. Returns once the child has executed or
- * ended: its pid, or -errno with the step in *ret_step, or
- * kNoCloneIntoCgroup where the kernel has no CLONE_INTO_CGROUP. Called
- * with every signal blocked; changes errno. */
+ * ended: its pid, or -errno with the step in *ret_step. Where clone3()
+ * cannot start a child in a cgroup here, returns -EOPNOTSUPP and sets
+ * *ret_unsupported, and the process does not try again: the caller starts
+ * over with a child that joins its cgroup by itself. Called with every
+ * signal blocked; changes errno. */
 pid_t clone_vfork(int (*fn)(void *), void *arg, const ChildStack &stack, int cgroup_fd,
-                  int pidfd_flag, int *ret_pidfd, IpcbSpawnStep *ret_step) noexcept {
+                  int pidfd_flag, int *ret_pidfd, IpcbSpawnStep *ret_step,
+                  bool *ret_unsupported) noexcept {
     *ret_step = IPCB_STEP_CLONE;
+    *ret_unsupported = false;
     if (cgroup_fd < 0) {
         pid_t pid =
             clone(fn, stack.top(), CLONE_VM | CLONE_VFORK | pidfd_flag | SIGCHLD, arg, ret_pidfd);
@@ -643,20 +643,31 @@ pid_t clone_vfork(int (*fn)(void *), void *arg, const ChildStack &stack, int cgr
         clone_into_cgroup_works.store(1);
         return static_cast<pid_t>(r);
     }
-    /* No clone3() (ENOSYS), or one without CLONE_INTO_CGROUP (E2BIG for
-     * the longer arguments, EINVAL for the flag). */
-    if (r == -ENOSYS || r == -E2BIG || r == -EINVAL) {
-        clone_into_cgroup_works.store(0);
-        return kNoCloneIntoCgroup;
+    switch (-r) {
+        case ENOSYS: /* no clone3() */
+        case E2BIG:  /* one that does not know the cgroup field */
+        case EINVAL: /* ... nor the flag */
+        case EPERM:  /* a seccomp filter that refuses clone3() */
+            clone_into_cgroup_works.store(0);
+            *ret_unsupported = true;
+            return -EOPNOTSUPP;
+        case EAGAIN: /* no process left (RLIMIT_NPROC, pids.max) */
+        case ENOMEM:
+        case ENOSPC: /* the pid namespace is full */
+        case EMFILE: /* no fd left for the pidfd */
+        case ENFILE:
+            return static_cast<pid_t>(r);
+        default: /* the cgroup refused the child: EACCES, EBUSY, EOPNOTSUPP ... */
+            *ret_step = IPCB_STEP_CGROUP;
+            return static_cast<pid_t>(r);
     }
-    /* The cgroup refused the child (EACCES, EBUSY, EOPNOTSUPP ...), or
-     * there was no process or memory to make it with. */
-    if (r != -EAGAIN && r != -ENOMEM) *ret_step = IPCB_STEP_CGROUP;
-    return static_cast<pid_t>(r);
 }
 
+/* try_into_cgroup: false where clone3() has just failed to start a child
+ * in a cgroup here, so that a second attempt is not made whatever other
+ * threads find meanwhile. */
 int spawn_vfork(const IpcbSpawnOptions *options, const Progress &progress, IpcbProcess *ret,
-                IpcbSpawnError *ret_error) noexcept {
+                IpcbSpawnError *ret_error, bool try_into_cgroup = true) noexcept {
     Deadline deadline = start_deadline(options);
 
     /* The child shares this frame's memory: the status can live here. */
@@ -675,7 +686,7 @@ int spawn_vfork(const IpcbSpawnOptions *options, const Progress &progress, IpcbP
      * the child keeps the deadline itself: it is SIGKILLed then. */
     if (!deadline.infinite()) plan.deadline_usec = deadline.at_usec();
     /* Born there, the child has no cgroup to join. */
-    const int cgroup_fd = born_in_cgroup(plan.cgroup_fd) ? plan.cgroup_fd : -1;
+    const int cgroup_fd = try_into_cgroup && born_in_cgroup(plan.cgroup_fd) ? plan.cgroup_fd : -1;
     if (cgroup_fd >= 0) {
         plan.cgroup_fd = -1;
         plan.flags &= ~static_cast<uint64_t>(IPCB_SPAWN_CGROUP);
@@ -688,6 +699,7 @@ int spawn_vfork(const IpcbSpawnOptions *options, const Progress &progress, IpcbP
     int pidfd = -1;
     pid_t pid;
     IpcbSpawnStep clone_step;
+    bool unsupported;
     {
         /* The child starts with every signal blocked and unblocks them
          * once the plan has reset the dispositions: a handler of the
@@ -696,14 +708,15 @@ int spawn_vfork(const IpcbSpawnOptions *options, const Progress &progress, IpcbP
         int saved_errno = errno;
         /* Returns once the child has executed or ended. On kernels before
          * CLONE_PIDFD the flag is ignored and pidfd stays -1. */
-        pid = clone_vfork(vfork_child, &plan, stack, cgroup_fd, CLONE_PIDFD, &pidfd, &clone_step);
+        pid = clone_vfork(vfork_child, &plan, stack, cgroup_fd, CLONE_PIDFD, &pidfd, &clone_step,
+                          &unsupported);
         /* The child ran on this thread's errno (it shares the thread
          * descriptor), so whatever it left there is not ours. */
         errno = saved_errno;
     }
     /* Once per process, on a kernel without CLONE_INTO_CGROUP: the child
      * joins its cgroup itself. */
-    if (pid == kNoCloneIntoCgroup) return spawn_vfork(options, progress, ret, ret_error);
+    if (unsupported) return spawn_vfork(options, progress, ret, ret_error, false);
     if (pid < 0) return spawn_failed(ret_error, clone_step, pid);
 
     UnfinishedChild child(pid, &status, options->flags);
@@ -937,8 +950,10 @@ void fd_argument(char *buf, size_t size, const char *name, int fd) noexcept {
     (void)snprintf(buf, size, "--%s=%d", name, fd);
 }
 
+/* try_into_cgroup: as for spawn_vfork(). */
 int spawn_trampoline(const IpcbSpawnOptions *options, const Progress &progress, int helper_fd,
-                     IpcbProcess *ret, IpcbSpawnError *ret_error) noexcept {
+                     IpcbProcess *ret, IpcbSpawnError *ret_error,
+                     bool try_into_cgroup = true) noexcept {
     Deadline deadline = start_deadline(options);
 
     StateFile state;
@@ -965,7 +980,7 @@ int spawn_trampoline(const IpcbSpawnOptions *options, const Progress &progress, 
     /* The helper arms it (execve() deletes any timer of the vfork child). */
     if (!deadline.infinite()) plan.deadline_usec = deadline.at_usec();
     /* As on the vfork path; the helper then does not get the cgroup's fd. */
-    const int cgroup_fd = born_in_cgroup(plan.cgroup_fd) ? plan.cgroup_fd : -1;
+    const int cgroup_fd = try_into_cgroup && born_in_cgroup(plan.cgroup_fd) ? plan.cgroup_fd : -1;
     if (cgroup_fd >= 0) {
         plan.cgroup_fd = -1;
         plan.flags &= ~static_cast<uint64_t>(IPCB_SPAWN_CGROUP);
@@ -1014,6 +1029,7 @@ int spawn_trampoline(const IpcbSpawnOptions *options, const Progress &progress, 
     int pidfd = -1;
     pid_t pid;
     IpcbSpawnStep clone_step;
+    bool unsupported;
     {
         /* As on the vfork path; the helper starts with every signal
          * blocked too, until the plan has reset the dispositions. */
@@ -1026,12 +1042,11 @@ int spawn_trampoline(const IpcbSpawnOptions *options, const Progress &progress, 
          * afterwards, as on the fork path. */
         const int pidfd_flag = IPCB_UNDER_VALGRIND() ? 0 : CLONE_PIDFD;
         pid = clone_vfork(trampoline_child, const_cast<TrampolineChild *>(&t), stack, cgroup_fd,
-                          pidfd_flag, &pidfd, &clone_step);
+                          pidfd_flag, &pidfd, &clone_step, &unsupported);
         errno = saved_errno;
     }
     /* As on the vfork path: once, and then the plan joins the cgroup. */
-    if (pid == kNoCloneIntoCgroup)
-        return spawn_trampoline(options, progress, helper_fd, ret, ret_error);
+    if (unsupported) return spawn_trampoline(options, progress, helper_fd, ret, ret_error, false);
     if (pid < 0) return spawn_failed(ret_error, clone_step, pid);
 
     UnfinishedChild child(pid, status, options->flags);

@@ -34,6 +34,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1080,9 +1083,38 @@ struct TestCgroup {
         g_assert_true(fd);
     }
     ~TestCgroup() {
+        for (auto it = subdirs.rbegin(); it != subdirs.rend(); ++it)
+            g_assert_cmpint(rmdir((dir + "/" + *it).c_str()), ==, 0);
         if (!dir.empty()) g_assert_cmpint(rmdir(dir.c_str()), ==, 0);
     }
+
+    /* Makes the cgroup name below this one; returns whether it could. */
+    bool make_subdir(const std::string &sub) {
+        if (mkdir((dir + "/" + sub).c_str(), 0755) < 0) return false;
+        subdirs.push_back(sub);
+        return true;
+    }
+
+    std::vector<std::string> subdirs;
 };
+
+/* Whether clone3() starts a child in the cgroup of cgroup_fd here (Linux
+ * 5.7 and no seccomp filter against it): tried with a child that only
+ * exits. */
+bool clone_into_cgroup_works(int cgroup_fd) {
+    struct {
+        uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+            set_tid_size, cgroup;
+    } args = {};
+    args.flags = 0x200000000ULL; /* CLONE_INTO_CGROUP */
+    args.exit_signal = SIGCHLD;
+    args.cgroup = static_cast<uint64_t>(cgroup_fd);
+    long pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid == 0) _exit(0);
+    if (pid < 0) return false;
+    g_assert_cmpint(wait_exit_status(static_cast<pid_t>(pid)), ==, 0);
+    return true;
+}
 
 /* Where the parent setup found its child. */
 int parent_setup_cgroup(const IpcbSpawnChild *child, void *userdata) {
@@ -1115,9 +1147,96 @@ void case_cgroup(IpcbSpawnMethod method) {
         if (out.find("0::" + cgroup.name + "\n") == std::string::npos)
             g_error("the program is not in %s: %s", cgroup.name.c_str(), out.c_str());
         assert_exits(&start.process, 0);
-        /* valgrind does not know clone3(): the child joins by itself. */
-        if (method == IPCB_METHOD_TRAMPOLINE && !TEST_UNDER_VALGRIND())
+        /* valgrind does not know clone3(), nor does an old kernel do it:
+         * there the child joins by itself. */
+        if (method == IPCB_METHOD_TRAMPOLINE && !TEST_UNDER_VALGRIND() &&
+            clone_into_cgroup_works(cgroup.fd.get()))
             ASSERT_STR(seen_by_parent, cgroup.name);
+    }
+    assert_no_children();
+}
+
+/* Where a seccomp filter refuses clone3() (EPERM), as some container
+ * runtimes' do, the vfork and trampoline paths start the child as the
+ * fork path does, and it joins its cgroup by itself. The filter goes on a
+ * forked copy of the test, which makes the start and reports. */
+void case_cgroup_clone3_filtered(IpcbSpawnMethod method) {
+    TestCgroup cgroup;
+    if (cgroup.dir.empty()) {
+        g_test_skip("no cgroup v2 hierarchy to make a cgroup in");
+        return;
+    }
+    const std::string expected = "0::" + cgroup.name + "\n";
+    Pipe out;
+    ASSERT_OK(ipcbarrier::pipe_new(PipeMode::blocking, &out));
+    const IpcbSpawnFd fds[] = {{0, -1}, {1, out.write_end.get()}, {2, 2}};
+    const char *argv[] = {"/bin/cat", "/proc/self/cgroup", nullptr};
+    IpcbSpawnOptions o = IpcbSpawnOptions();
+    o.argv = argv;
+    o.fds = fds;
+    o.n_fds = std::size(fds);
+    o.flags = IPCB_SPAWN_CGROUP;
+    o.cgroup_fd = cgroup.fd.get();
+    o.method = method;
+    if (method == IPCB_METHOD_TRAMPOLINE) o.parent_setup = parent_setup_cgroup;
+    std::string seen_by_parent;
+    o.parent_setup_userdata = &seen_by_parent;
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog = {static_cast<unsigned short>(std::size(filter)), filter};
+
+    pid_t pid = fork_test_child();
+    if (pid == 0) {
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+            prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+            child_fail("cannot install the seccomp filter");
+        IpcbProcess p = IPCB_PROCESS_NULL;
+        IpcbSpawnError error;
+        if (ipcb_spawn(&o, &p, &error) < 0) child_fail("the start failed");
+        out.write_end.reset();
+        char buf[512];
+        size_t len = 0;
+        for (ssize_t n; (n = read(out.read_end.get(), buf + len, sizeof buf - 1 - len)) > 0;)
+            len += static_cast<size_t>(n);
+        buf[len] = '\0';
+        if (!strstr(buf, expected.c_str())) child_fail("the program is not in its cgroup");
+        siginfo_t si;
+        if (ipcb_process_wait(&p, UINT64_MAX, &si) < 0 || si.si_status != 0)
+            child_fail("the program failed");
+        ipcb_process_close(&p);
+        _exit(0);
+    }
+    out.write_end.reset();
+    g_assert_cmpint(wait_exit_status(pid), ==, 0);
+}
+
+/* A cgroup that refuses processes fails the start at the cgroup step with
+ * the kernel's errno, whether the child is created there or joins it: one
+ * in the "domain invalid" state (a sibling became threaded), EOPNOTSUPP. */
+void case_cgroup_refused(IpcbSpawnMethod method) {
+    {
+        TestCgroup cgroup;
+        if (cgroup.dir.empty() || !cgroup.make_subdir("threaded") ||
+            !cgroup.make_subdir("invalid")) {
+            g_test_skip("no cgroup v2 hierarchy to make cgroups in");
+            return;
+        }
+        int type = open((cgroup.dir + "/threaded/cgroup.type").c_str(), O_WRONLY | O_CLOEXEC);
+        g_assert_cmpint(type, >=, 0);
+        g_assert_cmpint(write(type, "threaded", 8), ==, 8);
+        g_assert_cmpint(close(type), ==, 0);
+        UniqueFd invalid(
+            open((cgroup.dir + "/invalid").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        g_assert_true(invalid);
+
+        Start start(method);
+        start.options.flags = IPCB_SPAWN_CGROUP;
+        start.options.cgroup_fd = invalid.get();
+        start.assert_failed(start.run({inspect_path()}), IPCB_STEP_CGROUP, EOPNOTSUPP);
     }
     assert_no_children();
 }
@@ -1156,6 +1275,8 @@ const Case cases[] = {
     {"progress-exec-fails", case_progress_exec_fails, ALL},
     {"stress", case_stress, ALL},
     {"cgroup", case_cgroup, ALL},
+    {"cgroup-refused", case_cgroup_refused, ALL},
+    {"cgroup-clone3-filtered", case_cgroup_clone3_filtered, VFORK | TRAMPOLINE},
     {"parent-setup-runs", case_parent_setup_runs, MEETING},
     {"parent-setup-fails", case_parent_setup_fails, MEETING},
     {"child-callback-fails", case_child_callback_fails, FORK},
