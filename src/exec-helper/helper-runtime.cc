@@ -204,8 +204,12 @@ int rt_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
              const void *sigmask) noexcept __asm__("ppoll");
 int rt_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
              const void *sigmask) noexcept {
-    return static_cast<int>(
-        libc_result(raw_syscall(SYS_ppoll, fds, n, timeout, sigmask, sigmask ? 8 : 0)));
+    /* The kernel writes the time left back: into a copy, as the caller's
+     * is const. */
+    struct timespec left = {};
+    if (timeout) left = *timeout;
+    return static_cast<int>(libc_result(
+        raw_syscall(SYS_ppoll, fds, n, timeout ? &left : nullptr, sigmask, sigmask ? 8 : 0)));
 }
 
 int rt_poll(struct pollfd *fds, nfds_t n, int timeout_ms) noexcept __asm__("poll");
