@@ -666,27 +666,43 @@ void with_callback_reached(RunCase run_case) {
     }
 }
 
-/* The deadline passes while the parent setup runs and the child is still
- * busy with its own: the child's step is named, as it was late too. */
-void case_deadline_parent_setup_child_late(IpcbSpawnMethod method) {
-    with_callback_reached([method](uint64_t deadline) {
+/* A deadline case whose child blocks in its callback (after it has
+ * written a byte that the parent setup waits for): the start fails with
+ * -ETIMEDOUT at "child callback". */
+struct CallbackDeadline {
+    ipcb_child_callback_t callback;
+    uint64_t flags;
+    bool parent_setup_overruns; /* the parent setup blocks past the deadline too */
+};
+
+void run_callback_deadline(IpcbSpawnMethod method, const CallbackDeadline &c) {
+    with_callback_reached([method, &c](uint64_t deadline) {
         Start start(method);
         Pipe reached;
         ASSERT_OK(ipcbarrier::pipe_new(PipeMode::blocking, &reached));
         start.map_fd(CALLBACK_FD, reached.write_end.get());
-        start.options.child_callback = callback_blocks;
+        start.options.flags = c.flags;
+        start.options.child_callback = c.callback;
         start.options.setup_timeout_usec = deadline;
         ParentSetup s;
         s.wait_fd = reached.read_end.get();
-        s.block_for_usec = deadline;
+        if (c.parent_setup_overruns) s.block_for_usec = deadline;
         use_parent_setup(&start, &s);
         int r = start.run({inspect_path()});
         reached.write_end.reset();
+        /* Nothing the callback started is left holding the pipe. */
+        ASSERT_STR(read_all(reached.read_end.get()), "");
         if (s.child_ended_first) return false;
         start.assert_failed(r, IPCB_STEP_CHILD_CALLBACK, ETIMEDOUT);
         assert_reaped(s.pid);
         return true;
     });
+}
+
+/* The deadline passes while the parent setup runs and the child is still
+ * busy with its own: the child's step is named, as it was late too. */
+void case_deadline_parent_setup_child_late(IpcbSpawnMethod method) {
+    run_callback_deadline(method, {callback_blocks, 0, true});
 }
 
 /* A child that failed while the parent setup overran its deadline is
@@ -707,48 +723,13 @@ void case_deadline_parent_setup_child_failed(IpcbSpawnMethod method) {
 /* The deadline passes while the child callback blocks: -ETIMEDOUT at
  * "child callback". */
 void case_deadline_child_callback(IpcbSpawnMethod method) {
-    with_callback_reached([method](uint64_t deadline) {
-        Start start(method);
-        Pipe reached;
-        ASSERT_OK(ipcbarrier::pipe_new(PipeMode::blocking, &reached));
-        start.map_fd(CALLBACK_FD, reached.write_end.get());
-        start.options.child_callback = callback_blocks;
-        start.options.setup_timeout_usec = deadline;
-        ParentSetup s;
-        s.wait_fd = reached.read_end.get();
-        use_parent_setup(&start, &s);
-        int r = start.run({inspect_path()});
-        reached.write_end.reset();
-        if (s.child_ended_first) return false;
-        start.assert_failed(r, IPCB_STEP_CHILD_CALLBACK, ETIMEDOUT);
-        assert_reaped(s.pid);
-        return true;
-    });
+    run_callback_deadline(method, {callback_blocks, 0, false});
 }
 
 /* On expiry the child's new process group is killed with it: the
  * grandchild its callback started (which holds the pipe) is gone too. */
 void case_deadline_kills_group(IpcbSpawnMethod method) {
-    with_callback_reached([method](uint64_t deadline) {
-        Start start(method);
-        Pipe reached;
-        ASSERT_OK(ipcbarrier::pipe_new(PipeMode::blocking, &reached));
-        start.map_fd(CALLBACK_FD, reached.write_end.get());
-        start.options.flags = IPCB_SPAWN_NEW_PROCESS_GROUP;
-        start.options.child_callback = callback_forks_and_blocks;
-        start.options.setup_timeout_usec = deadline;
-        ParentSetup s;
-        s.wait_fd = reached.read_end.get();
-        use_parent_setup(&start, &s);
-        int r = start.run({inspect_path()});
-        reached.write_end.reset();
-        /* Its group is gone too: the pipe's EOF comes either way. */
-        ASSERT_STR(read_all(reached.read_end.get()), "");
-        if (s.child_ended_first) return false;
-        start.assert_failed(r, IPCB_STEP_CHILD_CALLBACK, ETIMEDOUT);
-        assert_reaped(s.pid);
-        return true;
-    });
+    run_callback_deadline(method, {callback_forks_and_blocks, IPCB_SPAWN_NEW_PROCESS_GROUP, false});
 }
 
 /* Running out of fds at each point where a start creates one (the status
