@@ -78,7 +78,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-util.hh"
+
 namespace {
+
+using bench::cpu_ns;
+using bench::median;
+using bench::now_ns;
+using bench::parse_u64;
+using bench::pin_to_one_cpu;
 
 enum class Pattern : unsigned { raw, floor_ping_pong, ping_pong, floor_symmetric, symmetric };
 constexpr std::array<Pattern, 5> ALL_PATTERNS = {Pattern::raw, Pattern::floor_ping_pong,
@@ -135,24 +143,10 @@ struct Sample {
     double cpu_share = 0;
 };
 
-uint64_t now_ns() {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 long context_switches() {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) < 0) return 0;
     return ru.ru_nvcsw + ru.ru_nivcsw;
-}
-
-uint64_t cpu_ns(const struct rusage &ru) {
-    auto ns = [](const struct timeval &tv) {
-        return static_cast<uint64_t>(tv.tv_sec) * 1000000000u +
-               static_cast<uint64_t>(tv.tv_usec) * 1000u;
-    };
-    return ns(ru.ru_utime) + ns(ru.ru_stime);
 }
 
 uint64_t self_cpu_ns() {
@@ -514,46 +508,6 @@ bool measure(Pattern p, uint64_t warmup, uint64_t rounds, Sample *ret) {
 
 /* ---- setup, options and the report ---- */
 
-int pin_to_one_cpu(std::optional<unsigned> wanted, unsigned *ret_cpu) {
-    cpu_set_t allowed;
-    CPU_ZERO(&allowed);
-    if (sched_getaffinity(0, sizeof allowed, &allowed) < 0) return -errno;
-
-    unsigned cpu = 0;
-    if (wanted) {
-        if (*wanted >= CPU_SETSIZE || !CPU_ISSET(*wanted, &allowed)) return -EINVAL;
-        cpu = *wanted;
-    } else {
-        /* Where we run now, if allowed, else the first allowed CPU. */
-        int current = sched_getcpu();
-        if (current >= 0 && current < CPU_SETSIZE && CPU_ISSET(current, &allowed)) {
-            cpu = static_cast<unsigned>(current);
-        } else {
-            cpu = 0;
-            while (cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &allowed)) cpu++;
-            if (cpu == CPU_SETSIZE) return -EINVAL;
-        }
-    }
-
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    /* Before any fork(): every child inherits it. */
-    if (sched_setaffinity(0, sizeof one, &one) < 0) return -errno;
-    *ret_cpu = cpu;
-    return 0;
-}
-
-bool parse_u64(const char *s, uint64_t max, uint64_t *ret) {
-    if (!s || *s < '0' || *s > '9') return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v > max) return false;
-    *ret = v;
-    return true;
-}
-
 void usage(FILE *f) {
     fprintf(f,
             "Usage: bench-barrier [OPTIONS]\n"
@@ -638,12 +592,6 @@ int parse_options(int argc, char **argv, Options *o) {
         return -1;
     }
     return 0;
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    size_t n = v.size();
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* A ratio of two patterns' times in the report: a barrier pattern over its

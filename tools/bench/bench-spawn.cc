@@ -78,7 +78,14 @@
 
 extern char **environ;
 
+#include "bench-util.hh"
+
 namespace {
+
+using bench::median;
+using bench::now_ns;
+using bench::parse_u64;
+using bench::pin_to_one_cpu;
 
 enum class Method : unsigned { posix_spawn, fork_exec, spawn_vfork, spawn_trampoline, spawn_fork };
 constexpr std::array<Method, 5> ALL_METHODS = {Method::posix_spawn, Method::fork_exec,
@@ -301,20 +308,9 @@ struct Sample {
     double cpu_share = 0;
 };
 
-uint64_t now_ns() {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 uint64_t cpu_ns(int who) {
     struct rusage ru;
-    if (getrusage(who, &ru) < 0) return 0;
-    auto ns = [](const struct timeval &tv) {
-        return static_cast<uint64_t>(tv.tv_sec) * 1000000000u +
-               static_cast<uint64_t>(tv.tv_usec) * 1000u;
-    };
-    return ns(ru.ru_utime) + ns(ru.ru_stime);
+    return getrusage(who, &ru) < 0 ? 0 : bench::cpu_ns(ru);
 }
 
 /* The CPU time of this process and of its reaped children. */
@@ -336,35 +332,6 @@ Outcome measure(Method m, const Target &t, uint64_t warmup, uint64_t iterations,
 }
 
 /* ---- setup ---- */
-
-int pin_to_one_cpu(std::optional<unsigned> wanted, unsigned *ret_cpu) {
-    cpu_set_t allowed;
-    CPU_ZERO(&allowed);
-    if (sched_getaffinity(0, sizeof allowed, &allowed) < 0) return -errno;
-
-    unsigned cpu = 0;
-    if (wanted) {
-        if (*wanted >= CPU_SETSIZE || !CPU_ISSET(*wanted, &allowed)) return -EINVAL;
-        cpu = *wanted;
-    } else {
-        /* Where we run now, if allowed, else the first allowed CPU. */
-        int current = sched_getcpu();
-        if (current >= 0 && current < CPU_SETSIZE && CPU_ISSET(current, &allowed)) {
-            cpu = static_cast<unsigned>(current);
-        } else {
-            while (cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &allowed)) cpu++;
-            if (cpu == CPU_SETSIZE) return -EINVAL;
-        }
-    }
-
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    /* Before any child exists: every child inherits it. */
-    if (sched_setaffinity(0, sizeof one, &one) < 0) return -errno;
-    *ret_cpu = cpu;
-    return 0;
-}
 
 /* Allocates mib MiB and writes to every page of it, so that it is resident
  * and mapped by page table entries of its own. The memory stays until the
@@ -415,16 +382,6 @@ int open_null(ipcbarrier::UniqueFd *ret) {
 }
 
 /* ---- options ---- */
-
-bool parse_u64(const char *s, uint64_t max, uint64_t *ret) {
-    if (!s || *s < '0' || *s > '9') return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v > max) return false;
-    *ret = v;
-    return true;
-}
 
 void usage(FILE *f) {
     fprintf(f,
@@ -533,12 +490,6 @@ int parse_options(int argc, char **argv, Options *o) {
 }
 
 /* ---- the report ---- */
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    size_t n = v.size();
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* Where a goal holds: at every size, at 0 MiB only, or from 1024 MiB up
  * (where fork() has become expensive). */
