@@ -611,6 +611,17 @@ bool born_in_cgroup(int cgroup_fd) noexcept {
     return fstatfs(cgroup_fd, &fs) == 0 && static_cast<long>(fs.f_type) == kCgroup2Magic;
 }
 
+/* The cgroup that clone_vfork() should create the child in, or -1: see
+ * born_in_cgroup(). A child born there has no cgroup to join, so the plan
+ * loses its step (and the helper the cgroup's fd). */
+int take_cgroup_for_clone(SpawnPlan *plan, bool try_into_cgroup) noexcept {
+    if (!try_into_cgroup || !born_in_cgroup(plan->cgroup_fd)) return -1;
+    const int fd = plan->cgroup_fd;
+    plan->cgroup_fd = -1;
+    plan->flags &= ~static_cast<uint64_t>(IPCB_SPAWN_CGROUP);
+    return fd;
+}
+
 /* Creates the vfork child that runs fn(arg) on stack, as
  * clone(CLONE_VM | CLONE_VFORK) does, in the cgroup cgroup_fd if it is not
  * -1 (then by clone3() with CLONE_INTO_CGROUP), with a pidfd in *ret_pidfd
@@ -685,12 +696,7 @@ int spawn_vfork(const IpcbSpawnOptions *options, const Progress &progress, IpcbP
     /* This parent is suspended until the child has executed or died, so
      * the child keeps the deadline itself: it is SIGKILLed then. */
     if (!deadline.infinite()) plan.deadline_usec = deadline.at_usec();
-    /* Born there, the child has no cgroup to join. */
-    const int cgroup_fd = try_into_cgroup && born_in_cgroup(plan.cgroup_fd) ? plan.cgroup_fd : -1;
-    if (cgroup_fd >= 0) {
-        plan.cgroup_fd = -1;
-        plan.flags &= ~static_cast<uint64_t>(IPCB_SPAWN_CGROUP);
-    }
+    const int cgroup_fd = take_cgroup_for_clone(&plan, try_into_cgroup);
 
     ChildStack stack;
     r = stack.map();
@@ -807,6 +813,39 @@ int meet_child(const IpcbSpawnOptions *options, const Progress &progress, Deadli
     return 0;
 }
 
+/* What the two paths that meet prepare alike: the barrier, the report
+ * pipe and the plan, with the deadline in it. */
+struct Meeting {
+    BarrierOwner barrier;
+    Pipe report;
+    PlanStorage storage;
+    SpawnPlan plan;
+
+    /* Returns 0, or the failed start's result. status_fd: the fd of the
+     * status, which a mapping must not name, or -1. */
+    int prepare(const IpcbSpawnOptions *options, Deadline deadline, SpawnStatus *status,
+                int status_fd, IpcbSpawnError *ret_error) noexcept {
+        int r = barrier_create(barrier.get());
+        if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
+        /* Non-blocking: the parent only reads after poll() said so, and a
+         * sibling forked meanwhile by another thread may hold a copy of
+         * the write end. */
+        r = ipcbarrier::pipe_new(PipeMode::nonblocking, &report);
+        if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
+        IpcbSpawnError error = {IPCB_STEP_PREPARE, 0};
+        r = ipcbarrier::detail::plan_compile(
+            options,
+            PlanContext{barrier.get(), report.write_end.get(), status, getpid(), status_fd},
+            &storage, &plan, &error);
+        if (r < 0) return spawn_failed(ret_error, error.step, r);
+        /* The child arms it too (on the trampoline path the helper, as
+         * execve() deletes the vfork child's timers): then nothing it
+         * blocks in outlasts it. */
+        if (!deadline.infinite()) plan.deadline_usec = deadline.at_usec();
+        return 0;
+    }
+};
+
 int spawn_fork(const IpcbSpawnOptions *options, const Progress &progress, IpcbProcess *ret,
                IpcbSpawnError *ret_error) noexcept {
     /* The deadline counts from the call: it is for the whole pre-exec
@@ -818,26 +857,11 @@ int spawn_fork(const IpcbSpawnOptions *options, const Progress &progress, IpcbPr
     if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
     SpawnStatus *status = page.get();
 
-    BarrierOwner barrier;
-    r = barrier_create(barrier.get());
-    if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
-
-    /* Non-blocking: the parent only reads after poll() said so, and a
-     * sibling forked meanwhile by another thread may hold a copy of the
-     * write end. */
-    Pipe report;
-    r = ipcbarrier::pipe_new(PipeMode::nonblocking, &report);
-    if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
-
-    PlanStorage storage;
-    SpawnPlan plan;
-    IpcbSpawnError error = {IPCB_STEP_PREPARE, 0};
-    r = ipcbarrier::detail::plan_compile(
-        options, PlanContext{barrier.get(), report.write_end.get(), status, getpid(), -1}, &storage,
-        &plan, &error);
-    if (r < 0) return spawn_failed(ret_error, error.step, r);
-    /* The child arms it too: then nothing it blocks in outlasts it. */
-    if (!deadline.infinite()) plan.deadline_usec = deadline.at_usec();
+    Meeting m;
+    r = m.prepare(options, deadline, status, -1, ret_error);
+    if (r < 0) return r;
+    BarrierOwner &barrier = m.barrier;
+    Pipe &report = m.report;
 
     pid_t pid;
     int fork_errno;
@@ -846,7 +870,7 @@ int spawn_fork(const IpcbSpawnOptions *options, const Progress &progress, IpcbPr
          * has reset the dispositions. */
         AllSignalsBlocked blocked;
         pid = fork();
-        if (pid == 0) fork_child(barrier.get(), &plan);
+        if (pid == 0) fork_child(barrier.get(), &m.plan);
         fork_errno = errno;
     }
     if (pid < 0) return spawn_failed(ret_error, IPCB_STEP_CLONE, -fork_errno);
@@ -961,30 +985,13 @@ int spawn_trampoline(const IpcbSpawnOptions *options, const Progress &progress, 
     if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
     SpawnStatus *status = state.status();
 
-    BarrierOwner barrier;
-    r = barrier_create(barrier.get());
-    if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
-
-    /* As on the fork path. */
-    Pipe report;
-    r = ipcbarrier::pipe_new(PipeMode::nonblocking, &report);
-    if (r < 0) return spawn_failed(ret_error, IPCB_STEP_PREPARE, r);
-
-    PlanStorage storage;
-    SpawnPlan plan;
-    IpcbSpawnError error = {IPCB_STEP_PREPARE, 0};
-    r = ipcbarrier::detail::plan_compile(
-        options, PlanContext{barrier.get(), report.write_end.get(), status, getpid(), state.fd()},
-        &storage, &plan, &error);
-    if (r < 0) return spawn_failed(ret_error, error.step, r);
-    /* The helper arms it (execve() deletes any timer of the vfork child). */
-    if (!deadline.infinite()) plan.deadline_usec = deadline.at_usec();
-    /* As on the vfork path; the helper then does not get the cgroup's fd. */
-    const int cgroup_fd = try_into_cgroup && born_in_cgroup(plan.cgroup_fd) ? plan.cgroup_fd : -1;
-    if (cgroup_fd >= 0) {
-        plan.cgroup_fd = -1;
-        plan.flags &= ~static_cast<uint64_t>(IPCB_SPAWN_CGROUP);
-    }
+    Meeting m;
+    r = m.prepare(options, deadline, status, state.fd(), ret_error);
+    if (r < 0) return r;
+    BarrierOwner &barrier = m.barrier;
+    Pipe &report = m.report;
+    SpawnPlan &plan = m.plan;
+    const int cgroup_fd = take_cgroup_for_clone(&plan, try_into_cgroup);
 
     std::vector<HandedFd> handed;
     std::vector<uint8_t> bytes;
