@@ -23,6 +23,7 @@
 namespace {
 
 using ipcbarrier::run::print_error;
+using ipcbarrier::run::print_option_error;
 
 constexpr char PROGRAM[] = "ipcbarrier-notify";
 
@@ -66,12 +67,6 @@ const struct option LONG_OPTIONS[] = {
     {nullptr, 0, nullptr, 0},
 };
 /* clang-format on */
-
-const char *option_name(int value) {
-    for (const struct option &o : LONG_OPTIONS)
-        if (o.val == value) return o.name;
-    return "?";
-}
 
 /* Why a record cannot be used, in the words of barrier_deserialize()'s
  * errors. */
@@ -127,14 +122,8 @@ int run(int argc, char **argv) {
             case OPT_VERSION:
                 printf("%s (ipcbarrier) %s\n", PROGRAM, IPCBARRIER_VERSION);
                 return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-            case ':':
-                print_error("option %s needs a value (see --help)", argv[optind - 1]);
-                return EXIT_USAGE;
             default:
-                if (optopt >= OPT_READY)
-                    print_error("option --%s takes no value (see --help)", option_name(optopt));
-                else
-                    print_error("unknown option %s (see --help)", argv[optind - 1]);
+                print_option_error(opt, argv, LONG_OPTIONS, OPT_READY);
                 return EXIT_USAGE;
         }
     }

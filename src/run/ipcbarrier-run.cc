@@ -44,6 +44,7 @@ namespace {
 using ipcbarrier::Deadline;
 using ipcbarrier::UniqueFd;
 using ipcbarrier::run::print_error;
+using ipcbarrier::run::print_option_error;
 using ipcbarrier::run::signal_name;
 using ipcbarrier::run::Timeline;
 
@@ -329,17 +330,8 @@ ParseResult parse_command_line(int argc, char **argv, Config *c) {
             case OPT_VERSION:
                 printf("%s (ipcbarrier) %s\n", PROGRAM, IPCBARRIER_VERSION);
                 return ParseResult{true, fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE};
-            case ':':
-                print_error("option %s needs a value (see --help)", argv[optind - 1]);
-                return usage_error();
             default:
-                /* A value given to an option that takes none (optopt is
-                 * that option), or an unknown option; optind has moved
-                 * past either. */
-                if (optopt >= OPT_CHDIR)
-                    print_error("option --%s takes no value (see --help)", option_name(optopt));
-                else
-                    print_error("unknown option %s (see --help)", argv[optind - 1]);
+                print_option_error(opt, argv, LONG_OPTIONS, OPT_CHDIR);
                 return usage_error();
         }
     }

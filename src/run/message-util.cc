@@ -54,6 +54,24 @@ void print_error(const char *format, ...) noexcept {
     va_end(ap);
 }
 
+void print_option_error(int result, char *const argv[], const struct option *options,
+                        int first_long) noexcept {
+    /* optind has moved past the option in every case. */
+    if (result == ':') {
+        print_error("option %s needs a value (see --help)", argv[optind - 1]);
+        return;
+    }
+    /* A value given to an option that takes none (optopt is that option),
+     * or an unknown option. */
+    if (optopt >= first_long)
+        for (const struct option *o = options; o->name; o++)
+            if (o->val == optopt) {
+                print_error("option --%s takes no value (see --help)", o->name);
+                return;
+            }
+    print_error("unknown option %s (see --help)", argv[optind - 1]);
+}
+
 void Timeline::event(const char *format, ...) const noexcept {
     if (!enabled_) return;
     char elapsed[32];
