@@ -93,31 +93,6 @@ const char *helper_path() {
     return env_path("IPCBARRIER_RUN_HELPER");
 }
 
-uint64_t watchdog_usec() {
-    return static_cast<uint64_t>(watchdog_ms()) * 1000;
-}
-
-/* No child of the test process is left, running or zombie. */
-void assert_no_children() {
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    int r = waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT);
-    if (r == 0 && si.si_pid == 0) g_test_message("a child is still running");
-    if (r == 0 && si.si_pid != 0) g_test_message("child %d is a zombie", si.si_pid);
-    g_assert_cmpint(r, ==, -1);
-    g_assert_cmpint(errno, ==, ECHILD);
-}
-
-/* Reaps pid, which must be a child of ours by now, with the watchdog;
- * returns its status as a shell reports it. */
-int reap(pid_t pid) {
-    int pidfd = child_watch_open(pid);
-    int status = wait_child_exit(pid, pidfd, watchdog_ms());
-    if (pidfd >= 0) close(pidfd);
-    g_assert_cmpint(status, !=, INT_MIN);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 std::string read_fd_from_start(int fd) {
     g_assert_cmpint(lseek(fd, 0, SEEK_SET), ==, 0);
     std::string text;
@@ -815,7 +790,7 @@ void test_fds() {
     ready.map_fd(5, extra.read_end.get()).map_fd(6, extra.write_end.get()).start();
     r = ready.finish();
     g_assert_cmpint(r.status, ==, 0);
-    g_assert_cmpint(reap(atoi(read_file(pidfile).c_str())), ==, 0);
+    g_assert_cmpint(wait_exit_status(atoi(read_file(pidfile).c_str())), ==, 0);
     r = ready.finish_output();
     std::string fds = value_of(r.out, "fds");
     if (!g_regex_match_simple("^0,1,2,[0-9]+,[0-9]+,[0-9]+$", fds.c_str(), G_REGEX_DEFAULT,
@@ -967,7 +942,7 @@ void test_ready() {
     g_assert_cmpint(waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOHANG | WNOWAIT), ==, 0);
     g_assert_cmpint(si.si_pid, ==, 0);
     in.write_end.reset();
-    g_assert_cmpint(reap(pid), ==, 4);
+    g_assert_cmpint(wait_exit_status(pid), ==, 4);
     assert_no_children();
 }
 
@@ -1042,7 +1017,7 @@ void test_ready_timeout_group() {
     if (sleeper.empty()) {
         g_test_message("the time ran out before the script started its child");
     } else {
-        g_assert_cmpint(reap(atoi(sleeper.c_str())), ==, 128 + SIGTERM);
+        g_assert_cmpint(wait_exit_status(atoi(sleeper.c_str())), ==, 128 + SIGTERM);
     }
     assert_no_children();
 }

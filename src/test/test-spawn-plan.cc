@@ -165,10 +165,6 @@ int close_fd(int fd) {
     return -1;
 }
 
-uint64_t watchdog_usec() {
-    return static_cast<uint64_t>(watchdog_ms()) * 1000;
-}
-
 std::vector<std::string> split(const std::string &s, char sep) {
     std::vector<std::string> parts;
     size_t start = 0;

@@ -89,10 +89,6 @@ void set_enum_bytes(E *e, int v) {
         g_assert_cmpstr(assert_a_.c_str(), ==, assert_b_.c_str()); \
     } while (0)
 
-uint64_t watchdog_usec() {
-    return static_cast<uint64_t>(watchdog_ms()) * 1000;
-}
-
 const char *inspect_path() {
     const char *path = getenv("IPCBARRIER_SPAWN_INSPECT");
     if (!path) g_error("IPCBARRIER_SPAWN_INSPECT is not set: run the tests with meson test");
@@ -133,17 +129,6 @@ bool skip_method(IpcbSpawnMethod method) {
         return true;
     }
     return false;
-}
-
-/* No child of the test process is left, running or zombie. */
-void assert_no_children() {
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    int r = waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT);
-    if (r == 0 && si.si_pid == 0) g_test_message("a child is still running");
-    if (r == 0 && si.si_pid != 0) g_test_message("child %d is a zombie", si.si_pid);
-    g_assert_cmpint(r, ==, -1);
-    g_assert_cmpint(errno, ==, ECHILD);
 }
 
 /* pid is not a child of ours any more: it was reaped. */

@@ -32,6 +32,10 @@ int watchdog_ms(void) {
     return ms;
 }
 
+uint64_t watchdog_usec(void) {
+    return (uint64_t)watchdog_ms() * 1000;
+}
+
 bool test_slow(void) {
     const char *e = getenv("IPCBARRIER_TEST_SLOW");
     return g_test_slow() || (e && strcmp(e, "1") == 0);
@@ -92,6 +96,16 @@ int wait_exit_status(pid_t pid) {
     g_assert_cmpint(status, !=, INT_MIN);
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     return 128 + WTERMSIG(status);
+}
+
+void assert_no_children(void) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    int r = waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT);
+    if (r == 0 && si.si_pid == 0) g_test_message("a child is still running");
+    if (r == 0 && si.si_pid != 0) g_test_message("child %d is a zombie", si.si_pid);
+    g_assert_cmpint(r, ==, -1);
+    g_assert_cmpint(errno, ==, ECHILD);
 }
 
 int fd_set_inheritable(int fd) {

@@ -19,6 +19,8 @@ __attribute__((noreturn)) void child_fail(const char *msg);
 /* The watchdog for every wait of the tests, in milliseconds: 120 s, or
  * IPCBARRIER_TEST_WATCHDOG_SEC. Only turns a hang into a failure. */
 int watchdog_ms(void);
+/* The same in microseconds. */
+uint64_t watchdog_usec(void);
 
 /* Whether the long variants run: GLib's -m slow, or IPCBARRIER_TEST_SLOW=1
  * in the environment (what "meson test --setup slow" sets). */
@@ -40,6 +42,9 @@ bool child_alive(pid_t pid, int pidfd);
 
 /* Reaps pid (with the watchdog) and returns its exit code, or 128+signal. */
 int wait_exit_status(pid_t pid);
+
+/* Asserts that no child of the test process is left, running or zombie. */
+void assert_no_children(void);
 
 /* Clears FD_CLOEXEC. Returns 0 or -errno. Async-signal-safe. */
 int fd_set_inheritable(int fd);
