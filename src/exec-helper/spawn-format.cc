@@ -395,15 +395,8 @@ int read_plan(std::span<const uint8_t> data, PlanReadStorage *s, SpawnPlan *p,
     p->parent_death_signal = pdeathsig;
     p->parent_pid = parent_pid;
     p->cgroup_fd = cgroup_fd;
-    p->rlimits = s->rlimits.data();
-    p->n_rlimits = s->rlimits.size();
-    p->fd_moves = s->fd_moves.data();
-    p->n_fd_moves = s->fd_moves.size();
+    plan_use_lists(p, *s);
     p->fd_floor = floor;
-    p->keep_fds = s->keep_fds.data();
-    p->n_keep_fds = s->keep_fds.size();
-    p->groups = s->groups.data();
-    p->n_groups = s->groups.size();
     p->gid = static_cast<gid_t>(gid);
     p->uid = static_cast<uid_t>(uid);
     p->umask = static_cast<mode_t>(umask);

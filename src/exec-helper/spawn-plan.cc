@@ -360,15 +360,8 @@ Failed compile(const IpcbSpawnOptions &o, const PlanContext &context, PlanStorag
     p->parent_death_signal = o.parent_death_signal;
     p->parent_pid = context.parent_pid;
     p->cgroup_fd = (o.flags & IPCB_SPAWN_CGROUP) ? o.cgroup_fd : -1;
-    p->rlimits = s->rlimits.data();
-    p->n_rlimits = s->rlimits.size();
-    p->fd_moves = s->fd_moves.data();
-    p->n_fd_moves = s->fd_moves.size();
+    plan_use_lists(p, *s);
     p->fd_floor = floor;
-    p->keep_fds = s->keep_fds.data();
-    p->n_keep_fds = s->keep_fds.size();
-    p->groups = s->groups.data();
-    p->n_groups = s->groups.size();
     /* Only what a flag asks for: the rest is 0, so that a plan has one
      * spelling in the trampoline's format. */
     p->gid = (o.flags & IPCB_SPAWN_SET_GID) ? o.gid : 0;

@@ -146,6 +146,20 @@ struct PlanStorage {
     std::vector<gid_t> groups;
 };
 
+/* Points plan's lists at those of storage (PlanStorage, or the
+ * trampoline's PlanReadStorage), which must outlive it. */
+template <class Storage>
+void plan_use_lists(SpawnPlan *plan, const Storage &storage) noexcept {
+    plan->rlimits = storage.rlimits.data();
+    plan->n_rlimits = storage.rlimits.size();
+    plan->fd_moves = storage.fd_moves.data();
+    plan->n_fd_moves = storage.fd_moves.size();
+    plan->keep_fds = storage.keep_fds.data();
+    plan->n_keep_fds = storage.keep_fds.size();
+    plan->groups = storage.groups.data();
+    plan->n_groups = storage.groups.size();
+}
+
 /* What the path adds to a plan: the child's side of the barrier (NULL on
  * the vfork path), the write end of the report pipe (-1 on the vfork path),
  * the shared status, and the parent's pid; and the fd the status is mapped
